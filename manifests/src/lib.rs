@@ -1,0 +1,1 @@
+//! Values profiles rendered into typed Kubernetes objects. Pure: no I/O.

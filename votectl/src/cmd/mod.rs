@@ -1,0 +1,9 @@
+//! One module per subcommand: a clap `Args` struct and `pub async fn run(args, ctx)`.
+
+pub mod down;
+pub mod logs;
+pub mod render;
+pub mod results;
+pub mod status;
+pub mod up;
+pub mod vote;
