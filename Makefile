@@ -1,0 +1,32 @@
+# votectl — the two commands a newcomer needs are `make up` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: setup build up test bench e2e fmt lint
+
+## Install missing system packages (as root), toolchain targets and test tools.
+setup:
+	./scripts/install-deps
+
+## Build every binary of the workspace.
+build:
+	$(CARGO) build --workspace --bins
+
+## Set up, build and run the whole app on this machine (no cluster); Ctrl-C stops it, data is kept.
+up: setup build
+	./target/debug/votectl up --local
+
+## Every test: unit, real Redis/PostgreSQL, headless Chromium, podman. Cluster tests are `make e2e`.
+test:
+	$(CARGO) test --workspace --no-fail-fast
+
+## Cluster tests (marked ignored) against the cluster of the current KUBECONFIG.
+e2e:
+	$(CARGO) test --workspace -- --ignored
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
