@@ -10,8 +10,9 @@ use vote_contract::http::IDEMPOTENCY_KEY;
 
 use crate::error::{ApiError, echo};
 
-/// A JSON body: 415 without a JSON content type, 413 when larger than the body limit, 400 when not
-/// JSON, 422 when JSON of the wrong shape.
+/// A JSON object body: 415 without a JSON content type, 413 when larger than the body limit, 400 when
+/// not JSON, 422 when JSON of the wrong shape. The top level must be an object: serde would otherwise
+/// also accept a struct written as an array (`["dogs"]`), which no client means.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -23,8 +24,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::InvalidBody(format!(
+                "expected a JSON object, got {}",
+                json_kind(&value)
+            )));
+        }
+        let value = T::deserialize(value).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
         Ok(Self(value))
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 
