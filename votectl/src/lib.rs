@@ -5,7 +5,12 @@
 //! are usage or tool errors: printed with their whole chain (`{:#}`) and exit code 2. A subcommand that
 //! checked something and found it wanting returns [`exit::FAILED`] itself.
 
+pub mod api;
 pub mod cmd;
+pub mod load;
+pub mod local;
+pub mod output;
+pub mod sse;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
