@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cmd;
+pub mod images;
 pub mod load;
 pub mod local;
 pub mod output;
@@ -77,6 +78,8 @@ pub enum Command {
     Results(cmd::results::Args),
     /// Render the Kubernetes manifests from values profiles.
     Render(cmd::render::Args),
+    /// Build container images without a container engine, and load them into a cluster.
+    Images(cmd::images::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -98,6 +101,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Vote(args) => cmd::vote::run(args, &ctx).await,
         Command::Results(args) => cmd::results::run(args, &ctx).await,
         Command::Render(args) => cmd::render::run(args, &ctx).await,
+        Command::Images(args) => cmd::images::run(args, &ctx).await,
     };
     match outcome {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand: a clap `Args` struct and `pub async fn run(args, ctx)`.
 
 pub mod down;
+pub mod images;
 pub mod logs;
 pub mod render;
 pub mod results;
