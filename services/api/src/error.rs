@@ -118,7 +118,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A dependency is down: expected now and then, and readiness reports it too.
+            tracing::warn!(error = %self, "request failed: dependency unavailable");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (status, Json(self.body())).into_response();
@@ -150,6 +153,21 @@ fn serde_cause(text: &str) -> String {
         Some((_, cause)) if !cause.is_empty() => cause.to_owned(),
         _ => text.to_owned(),
     }
+}
+
+/// `error` and its sources, `outer: inner: innermost` (drivers put the useful part in the source).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `input` cut to a length that is safe to echo back.

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use vote_contract::db::{self, NOTIFY_CHANNEL};
 
+use crate::error::chain;
 use crate::state::{AppState, ResultsSnapshot, read_results};
 
 /// Shortest time between two reads of the results.
@@ -53,7 +54,7 @@ async fn run(state: AppState, mut migrated: bool) {
                     outage_logged = false;
                 }
                 if !outage_logged {
-                    tracing::warn!(%reason, "results feed lost PostgreSQL; reconnecting with backoff");
+                    tracing::warn!(%reason, "results feed cannot reach PostgreSQL; retrying with backoff");
                     outage_logged = true;
                 }
             }
@@ -76,11 +77,11 @@ async fn session(state: &AppState, migrated: &mut bool, established: &mut bool) 
     };
     let (mut client, notified, mut driver) = match connected {
         Ok(parts) => parts,
-        Err(e) => return End::Lost(e.to_string()),
+        Err(e) => return End::Lost(chain(&e)),
     };
     if !*migrated {
         if let Err(e) = db::migrate(&mut client, &state.options).await {
-            return End::Lost(format!("migration failed: {e}"));
+            return End::Lost(format!("migration failed: {}", chain(&e)));
         }
         *migrated = true;
     }
@@ -94,7 +95,7 @@ async fn session(state: &AppState, migrated: &mut bool, established: &mut bool) 
                     state.metrics.results_updated();
                 }
             }
-            Err(e) => return End::Lost(e.to_string()),
+            Err(e) => return End::Lost(chain(&e)),
         }
         tokio::select! {
             () = shutdown.cancelled() => return End::Shutdown,
@@ -105,7 +106,7 @@ async fn session(state: &AppState, migrated: &mut bool, established: &mut bool) 
             () = notified.notified() => {}
             ended = &mut driver => {
                 let reason = match ended {
-                    Ok(Some(e)) => e.to_string(),
+                    Ok(Some(e)) => chain(&e),
                     Ok(None) => "connection closed".to_owned(),
                     Err(e) => e.to_string(),
                 };

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use vote_contract::db;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, chain};
 use crate::routes::router;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -107,12 +107,12 @@ async fn migrate(settings: &Settings) -> std::result::Result<(), String> {
         .postgres
         .connect(NoTls)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     let driver = tokio::spawn(connection);
     let migrated = db::migrate(&mut client, &settings.options).await;
     drop(client);
     let _ = driver.await;
-    migrated.map_err(|e| e.to_string())
+    migrated.map_err(|e| chain(&e))
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

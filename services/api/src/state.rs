@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use vote_contract::http::ResultsResponse;
 use vote_contract::{VoteOptions, db};
 
-use crate::error::{ApiError, Error, Result};
+use crate::error::{ApiError, Error, Result, chain};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -136,10 +136,10 @@ impl AppState {
                 .db
                 .get()
                 .await
-                .map_err(|e| ApiError::Database(e.to_string()))?;
+                .map_err(|e| ApiError::Database(chain(&e)))?;
             read_results(&client, &self.options)
                 .await
-                .map_err(|e| ApiError::Database(e.to_string()))
+                .map_err(|e| ApiError::Database(chain(&e)))
         };
         match tokio::time::timeout(DB_TIMEOUT, read).await {
             Ok(results) => results.map(ResultsSnapshot::new),

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use vote_contract::http::{HealthResponse, ReadyResponse, path};
 
+use crate::error::chain;
 use crate::state::AppState;
 
 /// Longest wait for one readiness check.
@@ -101,11 +102,11 @@ async fn check_redis(state: &AppState) -> String {
 
 async fn check_postgres(state: &AppState) -> String {
     let select = async {
-        let client = state.db.get().await.map_err(|e| e.to_string())?;
+        let client = state.db.get().await.map_err(|e| chain(&e))?;
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         Ok::<_, String>(())
     };
     match tokio::time::timeout(CHECK_TIMEOUT, select).await {
