@@ -80,6 +80,8 @@ pub struct StreamClient {
     consumer: String,
     config: AsyncConnectionConfig,
     conn: Option<MultiplexedConnection>,
+    /// `CLIENT ID` of `conn`, to unblock its read from another connection at shutdown.
+    client_id: Option<i64>,
 }
 
 impl std::fmt::Debug for StreamClient {
@@ -101,6 +103,7 @@ impl StreamClient {
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(block + RESPONSE_MARGIN)),
             conn: None,
+            client_id: None,
         })
     }
 
@@ -111,6 +114,7 @@ impl StreamClient {
     /// Forgets the connection; the next command opens a new one.
     pub fn disconnect(&mut self) {
         self.conn = None;
+        self.client_id = None;
     }
 
     /// Connects (if needed) and joins the group.
@@ -121,7 +125,12 @@ impl StreamClient {
                 .get_multiplexed_async_connection_with_config(&self.config)
                 .await?;
             ensure_group(&mut conn).await?;
+            let id: i64 = redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async(&mut conn)
+                .await?;
             self.conn = Some(conn);
+            self.client_id = Some(id);
         }
         Ok(self.conn.as_mut().expect("set just above"))
     }
@@ -153,6 +162,31 @@ impl StreamClient {
             .arg(">");
         let reply: Value = self.run(&cmd).await?;
         Ok(parse_read_reply(reply)?)
+    }
+
+    /// Ends a blocking read in progress on the worker's connection now, as if its `BLOCK` had run
+    /// out (`CLIENT UNBLOCK`, sent on a short-lived connection of its own). Commands queued behind the
+    /// read then run at once instead of after the full block. Best effort: on failure the read simply
+    /// ends when its block does.
+    pub async fn unblock(&self) {
+        let Some(id) = self.client_id else { return };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)));
+        let unblocked = async {
+            let mut conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("CLIENT")
+                .arg("UNBLOCK")
+                .arg(id)
+                .query_async::<i64>(&mut conn)
+                .await
+        };
+        if let Err(e) = unblocked.await {
+            tracing::debug!(error = %e, "could not unblock the read; waiting for its block to end");
+        }
     }
 
     /// Up to `count` entries delivered to this consumer and not yet acknowledged, with ids above

@@ -193,7 +193,12 @@ impl Worker {
 
         let read = tokio::select! {
             read = self.streams.read_new(self.tuning.batch_size, self.tuning.block) => read,
-            () = self.shutdown.cancelled() => return Err(Stopped),
+            () = self.shutdown.cancelled() => {
+                // The read keeps running on the server: end it now, so that the final re-read of
+                // pending entries (queued behind it) sees whatever it delivered.
+                self.streams.unblock().await;
+                return Err(Stopped);
+            }
         };
         match read {
             Ok(entries) => {
@@ -335,7 +340,8 @@ impl Worker {
 
     /// A blocking read interrupted by shutdown may still have delivered entries: they are pending
     /// under this consumer, so read them once more and finish them. The read queues behind the
-    /// interrupted one on the same connection, so it sees everything that one delivered.
+    /// interrupted one on the same connection (which [`StreamClient::unblock`] ended), so it sees
+    /// everything that one delivered.
     async fn drain_on_shutdown(&mut self) {
         if self.redis.is_down() {
             tracing::warn!(
