@@ -118,3 +118,104 @@ fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use redis::aio::ConnectionManagerConfig;
+    use tower::ServiceExt;
+    use vote_contract::VoteOptions;
+
+    use super::*;
+
+    /// A state whose Redis and PostgreSQL are ports nothing listens on.
+    fn unreachable_state() -> AppState {
+        let redis_port = vote_testkit::free_port();
+        let pg_port = vote_testkit::free_port();
+        let redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}"))
+            .unwrap()
+            .get_connection_manager_lazy(
+                ConnectionManagerConfig::new()
+                    .set_number_of_retries(0)
+                    .set_connection_timeout(Some(Duration::from_millis(500))),
+            )
+            .unwrap();
+        let pg = format!("postgres://postgres@127.0.0.1:{pg_port}/votes")
+            .parse()
+            .unwrap();
+        AppState {
+            redis,
+            store: Store::new(pg, VoteOptions::default()),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    async fn get(path: &str) -> (StatusCode, String, Option<String>) {
+        let response = router(unreachable_state())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            String::from_utf8(body.to_vec()).unwrap(),
+            content_type,
+        )
+    }
+
+    #[tokio::test]
+    async fn health_touches_no_dependency() {
+        let (status, body, _) = get(path::HEALTH).await;
+        assert_eq!(status, StatusCode::OK);
+        let body: HealthResponse = serde_json::from_str(&body).unwrap();
+        assert_eq!(body.status, "healthy");
+        assert!(
+            time::OffsetDateTime::parse(
+                &body.timestamp,
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_names_each_dependency_that_fails() {
+        let (status, body, _) = get(path::READY).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let body: ReadyResponse = serde_json::from_str(&body).unwrap();
+        assert_eq!(body.status, ReadyResponse::NOT_READY);
+        assert_eq!(
+            body.checks.keys().collect::<Vec<_>>(),
+            ["postgres", "redis"]
+        );
+        assert!(
+            body.checks.values().all(|v| v != ReadyResponse::OK),
+            "{body:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_even_when_redis_is_away() {
+        let (status, body, content_type) = get(path::METRICS).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type.as_deref(), Some(metrics::CONTENT_TYPE));
+        assert!(body.contains("vote_consumer_lag "), "{body}");
+        assert!(body.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_get_a_json_404() {
+        let (status, body, _) = get("/api/vote").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let body: ErrorBody = serde_json::from_str(&body).unwrap();
+        assert_eq!(body.error, "not found");
+        assert!(body.detail.contains("/api/vote"));
+    }
+}

@@ -604,3 +604,64 @@ async fn shutdown_interrupts_a_blocking_read_without_losing_what_it_delivered() 
     );
     assert_eq!(group_state(&mut redis).await, (0, 0));
 }
+
+#[tokio::test]
+async fn http_endpoints_report_readiness_and_the_stream() {
+    let servers = Servers::start().await;
+    let mut redis = servers.redis().await;
+    create_group(&mut redis).await;
+    for _ in 0..8 {
+        xadd(&mut redis, &vote("dogs")).await;
+    }
+    // Another member of the group holds 5 entries (not idle long enough to be claimed).
+    let mut other =
+        StreamClient::new(&servers.redis.url(), "other", Duration::from_millis(100)).unwrap();
+    assert_eq!(
+        other
+            .read_new(5, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    let stats = vote_consumer::streams::group_stats(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!((stats.pending, stats.lag, stats.stream_length), (5, 3, 8));
+
+    let consumer = Running::start(servers.settings("c1")).await;
+    let db = servers.db().await;
+    wait_total(&db, 3).await;
+    let http = reqwest::Client::new();
+    let ready = http.get(consumer.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}})
+    );
+
+    let text = http
+        .get(consumer.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "vote_consumer_lag"), Some(0.0), "{text}");
+    assert_eq!(metric(&text, "vote_consumer_pending"), Some(5.0));
+    assert_eq!(metric(&text, "vote_consumer_processed_total"), Some(3.0));
+    assert_eq!(
+        metric(&text, "vote_consumer_dead_lettered_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "vote_consumer_duplicates_skipped_total"),
+        Some(0.0)
+    );
+    assert!(metric(&text, "vote_consumer_batch_duration_seconds_count").unwrap() >= 1.0);
+    let health = http.get(consumer.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    consumer.stop().await;
+}
