@@ -85,9 +85,6 @@ async fn session(state: &AppState, migrated: &mut bool, established: &mut bool) 
         }
         *migrated = true;
     }
-    *established = true;
-    state.metrics.set_results_feed_up(true);
-    tracing::info!(channel = NOTIFY_CHANNEL, "results feed listening");
     loop {
         match read_results(&client, &state.options).await {
             Ok(results) => {
@@ -96,6 +93,12 @@ async fn session(state: &AppState, migrated: &mut bool, established: &mut bool) 
                 }
             }
             Err(e) => return End::Lost(chain(&e)),
+        }
+        if !*established {
+            // Up only once listening *and* caught up, so "up" means no change can be missed.
+            *established = true;
+            state.metrics.set_results_feed_up(true);
+            tracing::info!(channel = NOTIFY_CHANNEL, "results feed listening");
         }
         tokio::select! {
             () = shutdown.cancelled() => return End::Shutdown,

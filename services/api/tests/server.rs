@@ -295,8 +295,23 @@ async fn the_stream_sends_results_on_connect_and_on_each_notified_change() {
     app.stop().await.unwrap();
 }
 
+/// The value of an unlabelled metric.
+async fn metric(app: &TestApp, name: &str) -> Option<i64> {
+    let text = app
+        .http
+        .get(app.url(path::METRICS))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[tokio::test]
-async fn the_stream_survives_a_postgres_restart() {
+async fn the_stream_listens_again_after_a_postgres_restart() {
     let redis = Redis::start().await;
     let mut pg = Postgres::start().await;
     let db = pg.create_database().await;
@@ -309,25 +324,32 @@ async fn the_stream_survives_a_postgres_restart() {
         .unwrap();
     let mut events = SseReader::new(response);
     assert!(events.next().await.is_some());
+    const FEED_UP: &str = "vote_api_results_feed_up";
+    eventually("the feed up", || async {
+        (metric(&app, FEED_UP).await == Some(1)).then_some(())
+    })
+    .await;
 
     pg.stop().await;
+    eventually("the feed to notice", || async {
+        (metric(&app, FEED_UP).await == Some(0)).then_some(())
+    })
+    .await;
     pg.start_again().await;
-    // The feed reconnects and LISTENs again; keep notifying until a change arrives.
+    eventually("the feed back", || async {
+        (metric(&app, FEED_UP).await == Some(1)).then_some(())
+    })
+    .await;
+
+    // The feed re-read the (unchanged) results when it came back; only a NOTIFY can bring this one.
     let client = pg.connect(&db).await;
     client
-        .batch_execute("UPDATE vote_counts SET count = 9 WHERE option = 'cats'")
+        .batch_execute("BEGIN; UPDATE vote_counts SET count = 9 WHERE option = 'cats'; NOTIFY vote_results; COMMIT;")
         .await
         .unwrap();
-    let notifier = tokio::spawn(async move {
-        loop {
-            let _ = client.batch_execute("NOTIFY vote_results").await;
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    });
     let event = events.next().await.unwrap();
     let results: ResultsResponse = serde_json::from_str(&event.data).unwrap();
     assert_eq!(results.count("cats"), Some(9));
-    notifier.abort();
     app.stop().await.unwrap();
 }
 

@@ -51,8 +51,10 @@ impl TestApp {
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
+        // A read timeout, not a total one: result streams stay open for as long as a test needs.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(DEADLINE + Duration::from_secs(5))
             .build()
             .unwrap();
         Self {
