@@ -18,7 +18,7 @@ pub const PROCESSED_TABLE: &str = "processed_votes";
 /// Channel the consumer `NOTIFY`s in each transaction that changed a count; the API `LISTEN`s.
 pub const NOTIFY_CHANNEL: &str = "vote_results";
 /// Key of the advisory lock held while migrating ("votes" in ASCII).
-pub const MIGRATION_LOCK_KEY: i64 = 0x766f_7465_73;
+pub const MIGRATION_LOCK_KEY: i64 = 0x76_6f_74_65_73;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

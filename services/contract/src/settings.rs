@@ -109,7 +109,7 @@ impl Env {
         }
     }
 
-    /// A TCP port (1–65535; 0 only where `allow_zero`, for tests that bind an ephemeral port).
+    /// A TCP port; 0 asks the OS for an ephemeral port, which tests and the local runtime use.
     pub fn port(&self, var: &'static str, default: u16) -> Result<u16> {
         let port: u16 = self.parse_or(var, default)?;
         Ok(port)
