@@ -194,7 +194,9 @@ mod tests {
         "cats,dogs,red-panda-2".parse().unwrap()
     }
 
-    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    type Fields = Vec<(String, Vec<u8>)>;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
@@ -237,7 +239,7 @@ mod tests {
     fn each_malformed_shape_has_its_error() {
         let o = options();
         let id = "0b6b3a3c-2f0e-4f55-9a43-9a4a1b2c3d4e";
-        let cases: Vec<(Vec<(String, Vec<u8>)>, DecodeError)> = vec![
+        let cases: Vec<(Fields, DecodeError)> = vec![
             (
                 fields(&[("timestamp", "1"), ("request_id", id)]),
                 DecodeError::MissingField("option"),
