@@ -159,10 +159,7 @@ impl<'a> NodeDe<'a> {
         e.locate(&self.node.origin, self.path)
     }
 
-    fn integer<T: TryFrom<i128>>(&self, what: &str) -> Result<T, DeError>
-    where
-        T: Copy,
-    {
+    fn integer<T: TryFrom<i128> + Copy>(&self, what: &str) -> Result<T, DeError> {
         let text = self.plain().ok_or_else(|| self.expected(what))?;
         let value: i128 = text
             .strip_prefix('+')

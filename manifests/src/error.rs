@@ -60,6 +60,9 @@ pub enum Error {
         /// The URL with the password replaced by `***`.
         url: String,
     },
+    /// The objects could not be written as YAML or JSON (a bug, not a user error).
+    #[error("cannot write the manifests: {0}")]
+    Output(String),
 }
 
 impl Error {
@@ -69,7 +72,7 @@ impl Error {
             Error::Syntax { origin, .. }
             | Error::Value { origin, .. }
             | Error::PasswordInValues { origin, .. } => Some(origin),
-            Error::Set { .. } => None,
+            Error::Set { .. } | Error::Output(_) => None,
         }
     }
 
@@ -77,7 +80,7 @@ impl Error {
     pub fn path(&self) -> Option<&str> {
         match self {
             Error::Value { path, .. } | Error::PasswordInValues { path, .. } => Some(path),
-            Error::Syntax { .. } | Error::Set { .. } => None,
+            Error::Syntax { .. } | Error::Set { .. } | Error::Output(_) => None,
         }
     }
 }

@@ -103,6 +103,9 @@ pub struct Layers {
     pub sets: Vec<String>,
     /// Refuse a password in `postgresql.url` instead of moving it into the Secret.
     pub strict: bool,
+    /// The caller has the password from elsewhere (a password file): one in `postgresql.url` is
+    /// dropped rather than moved into the Secret (and [`Loaded::postgres_password`] stays `None`).
+    pub separate_password: bool,
 }
 
 /// Loaded values, and what was taken out of them.
@@ -170,9 +173,14 @@ impl Layers {
 
         let mut warnings = Vec::new();
         let final_url = tree.lookup(&PG_URL).map(|n| n.origin.clone());
-        let postgres_password = values.postgresql.url.take_password();
+        let mut postgres_password = values.postgresql.url.take_password();
+        if self.separate_password {
+            postgres_password = None;
+        }
         for origin in with_password {
-            let fate = if Some(&origin) == final_url.as_ref() {
+            let fate = if self.separate_password {
+                "it is ignored: the password given separately is used".to_owned()
+            } else if Some(&origin) == final_url.as_ref() {
                 format!(
                     "it was moved into the Secret `{}`",
                     values.postgresql.password_secret
@@ -254,7 +262,7 @@ mod tests {
             profile: Profile::Default,
             files: files.iter().map(|(n, t)| ValuesFile::new(*n, *t)).collect(),
             sets: sets.iter().map(|s| (*s).to_owned()).collect(),
-            strict: false,
+            ..Layers::default()
         }
         .load()
     }
@@ -310,7 +318,7 @@ mod tests {
         assert_eq!(loaded.values.images.api.tag.as_str(), "one");
         assert_eq!(
             loaded.values.images.api.repository.as_str(),
-            "localhost/votectl/api",
+            "votectl/api",
             "untouched keys keep the profile's value"
         );
     }
@@ -376,6 +384,16 @@ mod tests {
         .unwrap();
         assert!(overridden.postgres_password.is_none());
         assert!(overridden.warnings[0].message.contains("not used"));
+
+        let separate = Layers {
+            files: vec![ValuesFile::new("old.yaml", helm)],
+            separate_password: true,
+            ..Layers::default()
+        }
+        .load()
+        .unwrap();
+        assert!(separate.postgres_password.is_none());
+        assert!(separate.warnings[0].message.contains("ignored"));
 
         let strict = Layers {
             files: vec![ValuesFile::new("old.yaml", helm)],

@@ -27,6 +27,8 @@ pub struct Values {
     /// Prepended to each namespace name (`alice-` gives `alice-voting-api`), so that two installs can
     /// share a cluster.
     pub namespace_prefix: NamespacePrefix,
+    /// The cluster's DNS domain, for the services' addresses (`api.voting-api.svc.<domain>`).
+    pub cluster_domain: DnsSubdomain,
     /// The vote options offered (`VOTE_OPTIONS`): a list, or the comma-separated form.
     #[serde(
         deserialize_with = "vote_options_from_list_or_string",
