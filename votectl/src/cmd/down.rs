@@ -47,7 +47,12 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if args.purge {
+    if args.purge && code != exit::OK {
+        println!(
+            "Not deleting the data in {} while a process may still use it.",
+            state.root().display()
+        );
+    } else if args.purge {
         let removed = state.purge()?;
         if removed.is_empty() {
             println!("No data to delete in {}.", state.root().display());

@@ -75,7 +75,12 @@ pub fn render(results: &ResultsResponse) -> String {
         || "no votes yet".to_owned(),
         |t| format!("last vote counted {t}"),
     );
-    format!("{table}\nTotal: {} votes ({last})\n", results.total_votes)
+    let noun = if results.total_votes == 1 {
+        "vote"
+    } else {
+        "votes"
+    };
+    format!("{table}\nTotal: {} {noun} ({last})\n", results.total_votes)
 }
 
 /// Follows the results stream until Ctrl-C, reconnecting when it drops.

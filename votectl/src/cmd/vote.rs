@@ -12,6 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use uuid::Uuid;
+use vote_contract::http::ErrorBody;
 
 use crate::api::{self, Api, VoteReply};
 use crate::load::{self, Audit, LoadConfig, LoadReport, Mix};
@@ -74,17 +75,17 @@ async fn single(api: &Api, option: &str) -> anyhow::Result<ExitCode> {
         }
         VoteReply::Rejected { status, body } => {
             match body {
-                Some(body) => match &body.valid_options {
-                    Some(valid) => eprintln!(
-                        "error: {}; valid options: {}",
-                        body.detail,
-                        valid.join(", ")
-                    ),
-                    None => eprintln!(
-                        "error: the API refused the vote ({status}): {}: {}",
-                        body.error, body.detail
-                    ),
-                },
+                Some(ErrorBody {
+                    valid_options: Some(valid),
+                    ..
+                }) => eprintln!(
+                    "error: {option:?} is not a valid option; valid options: {}",
+                    valid.join(", ")
+                ),
+                Some(body) => eprintln!(
+                    "error: the API refused the vote ({status}): {}: {}",
+                    body.error, body.detail
+                ),
                 None => eprintln!("error: the API refused the vote ({status})"),
             }
             Ok(exit::usage())

@@ -147,6 +147,32 @@ pub async fn ensure_initialized(
     Ok(true)
 }
 
+/// Deletes `postmaster.pid` when the process it names is gone, and fails when it still runs.
+///
+/// PostgreSQL clears a stale lock file by itself only when its PID is free; a postmaster that was
+/// killed and not yet reaped (a zombie, common where PID 1 reaps slowly) still holds its PID, and
+/// PostgreSQL running as another user cannot tell the PID from a live process of root's.
+pub fn clear_stale_lock(state: &StateDir) -> anyhow::Result<()> {
+    let lock = state.postgres_data().join("postmaster.pid");
+    let Ok(text) = std::fs::read_to_string(&lock) else {
+        return Ok(());
+    };
+    let pid = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok());
+    let running = pid.and_then(|p| super::process::stat(p).map(|s| (p, s)));
+    match running {
+        Some((pid, stat)) if stat.state != 'Z' => anyhow::bail!(
+            "PostgreSQL is already running on {} as {}: stop it first",
+            state.postgres_data().display(),
+            super::process::describe(pid)
+        ),
+        _ => std::fs::remove_file(&lock)
+            .with_context(|| format!("failed to delete the stale {}", lock.display())),
+    }
+}
+
 /// The command that runs the server in the foreground on 127.0.0.1:`port`.
 pub fn command(bin: &Path, state: &StateDir, port: u16) -> anyhow::Result<Command> {
     let mut command = Command::new(bin.join("postgres"));

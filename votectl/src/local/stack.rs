@@ -231,6 +231,7 @@ impl Stack {
                 self.state.postgres_data().display()
             ));
         }
+        postgres::clear_stale_lock(&self.state)?;
         self.start(Component::Postgres, progress, timeout).await?;
         postgres::create_database(self.wiring.port(Component::Postgres)).await?;
 

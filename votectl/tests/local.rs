@@ -1,0 +1,555 @@
+//! `votectl up --local` end to end, against the real binaries: redis-server and PostgreSQL from the
+//! system, and the workspace's vote-api, vote-consumer and vote-frontend.
+//!
+//! The service binaries must be current, so the first test to need them runs
+//! `cargo build -p vote-api -p vote-consumer -p vote-frontend` into the same target directory and
+//! profile as this test's votectl (a no-op when they are up to date). Set `VOTECTL_TEST_BIN_DIR` to
+//! use binaries from elsewhere instead. Each stack gets its own state directory and explicit free
+//! ports, and a guard runs `down --purge` when the test ends, pass or fail. Tests that start a stack
+//! take turns (the machine may have two cores).
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// One stack at a time.
+static STACKS: Mutex<()> = Mutex::new(());
+
+fn one_stack_at_a_time() -> MutexGuard<'static, ()> {
+    STACKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn votectl_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_votectl"))
+}
+
+/// The directory holding current service binaries (built on first use).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("VOTECTL_TEST_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        let exe = votectl_exe();
+        let profile_dir = exe.parent().unwrap().to_path_buf();
+        let profile = profile_dir
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let target_dir = profile_dir.parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+        let mut build = Command::new(cargo);
+        build
+            .args([
+                "build",
+                "-p",
+                "vote-api",
+                "-p",
+                "vote-consumer",
+                "-p",
+                "vote-frontend",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile != "debug" {
+            build.args(["--profile", &profile]);
+        }
+        let status = build
+            .status()
+            .expect("running cargo build for the services");
+        assert!(status.success(), "building the service binaries failed");
+        profile_dir
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A state directory with its own ports; `down --purge` runs when it is dropped.
+struct Local {
+    _tmp: tempfile::TempDir,
+    state: PathBuf,
+    ports: [u16; 5],
+}
+
+impl Local {
+    fn new() -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("votectl-local-")
+            .tempdir()
+            .unwrap();
+        // PostgreSQL runs as the postgres user when the tests run as root: it must reach the state dir.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let state = tmp.path().join("state");
+        let mut ports = [0; 5];
+        for i in 0..ports.len() {
+            ports[i] = loop {
+                let p = free_port();
+                if !ports.contains(&p) {
+                    break p;
+                }
+            };
+        }
+        Self {
+            _tmp: tmp,
+            state,
+            ports,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(votectl_exe());
+        cmd.arg("--state-dir")
+            .arg(&self.state)
+            .env_remove("VOTECTL_API_URL")
+            .env_remove("VOTECTL_STATE_DIR");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn up_args(&self) -> Vec<String> {
+        let [redis, postgres, api, consumer, frontend] = self.ports;
+        [
+            "up",
+            "--local",
+            "--bin-dir",
+            bin_dir().to_str().unwrap(),
+            "--redis-port",
+            &redis.to_string(),
+            "--postgres-port",
+            &postgres.to_string(),
+            "--api-port",
+            &api.to_string(),
+            "--consumer-port",
+            &consumer.to_string(),
+            "--frontend-port",
+            &frontend.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    fn up_detached(&self) -> Output {
+        let mut args = self.up_args();
+        args.push("--detach".into());
+        self.cmd().args(&args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> (Value, Output) {
+        let out = self.run(args);
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "votectl {args:?} did not print JSON ({e}): {}\n{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
+        });
+        (value, out)
+    }
+
+    fn count(&self, option: &str) -> u64 {
+        let (results, out) = self.json(&["results", "-o", "json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["option"] == option)
+            .unwrap_or_else(|| panic!("{option} missing from {results}"))["count"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Polls until `option` has `expected` votes (the consumer counts asynchronously).
+    fn wait_count(&self, option: &str, expected: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let count = self.count(option);
+            if count == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{option} stayed at {count}, expected {expected}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn runtime(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state.join("runtime.json")).unwrap())
+            .unwrap()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.runtime()["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| u32::try_from(c["pid"].as_u64().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--purge"]);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+fn wait_dead(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "still running: {pids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn up_vote_results_status_load_down_up_purge() {
+    let _turn = one_stack_at_a_time();
+    let local = Local::new();
+    let [redis, postgres, api, consumer, frontend] = local.ports;
+
+    let out = local.up_detached();
+    assert_eq!(
+        code(&out),
+        0,
+        "up failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let table = text(&out.stdout);
+    for url in [
+        format!("http://127.0.0.1:{frontend}"),
+        format!("http://127.0.0.1:{api}"),
+        format!("redis://127.0.0.1:{redis}"),
+    ] {
+        assert!(table.contains(&url), "{url} missing from\n{table}");
+    }
+
+    // One vote.
+    let out = local.run(&["vote", "dogs"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert!(
+        line.starts_with("Vote recorded: dogs (stream id "),
+        "{line}"
+    );
+    local.wait_count("dogs", 1);
+    assert_eq!(local.count("cats"), 0);
+
+    // Status: every component, ready, with live PIDs.
+    let (status, out) = local.json(&["status", "-o", "json"]);
+    assert_eq!(code(&out), 0, "{status}");
+    let components = status["components"].as_array().unwrap();
+    let names: Vec<&str> = components
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["frontend", "api", "consumer", "redis", "postgres"]);
+    for c in components {
+        assert_eq!(c["ready"], true, "{c}");
+        assert!(
+            alive(u32::try_from(c["pid"].as_u64().unwrap()).unwrap()),
+            "{c}"
+        );
+    }
+    assert_eq!(components[1]["url"], format!("http://127.0.0.1:{api}"));
+    assert_eq!(components[2]["url"], format!("http://127.0.0.1:{consumer}"));
+    assert_eq!(
+        components[4]["url"],
+        format!("postgres://postgres@127.0.0.1:{postgres}/votes")
+    );
+
+    // Bad input changes nothing: an unknown option lists the valid ones.
+    let out = local.run(&["vote", "birds"]);
+    assert_eq!(code(&out), 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("valid options: cats, dogs"), "{err}");
+    // A second up says what runs and leaves it alone.
+    let before = std::fs::read(local.state.join("runtime.json")).unwrap();
+    let out = local.up_detached();
+    assert_eq!(code(&out), 2);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is already running") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(local.state.join("runtime.json")).unwrap(),
+        before
+    );
+
+    // A load run with a clean audit.
+    let (summary, out) = local.json(&[
+        "vote",
+        "--count",
+        "20000",
+        "--concurrency",
+        "32",
+        "--mix",
+        "cats=30,dogs=70",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{summary}\n{}", text(&out.stderr));
+    assert_eq!(summary["acknowledged"], 20_000, "{summary}");
+    assert_eq!(summary["audit"]["passed"], true, "{summary}");
+    assert_eq!(summary["audit"]["lost"], 0, "{summary}");
+    assert!(
+        summary["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
+    assert_eq!(local.count("cats"), 6000);
+    assert_eq!(local.count("dogs"), 14_001);
+    let out = local.run(&["results"]);
+    assert!(
+        text(&out.stdout).contains("Total: 20001 votes"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // down stops everything and keeps the data.
+    let pids = local.pids();
+    let out = local.run(&["down"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    wait_dead(&pids);
+    assert!(!local.state.join("runtime.json").exists());
+    assert!(local.state.join("postgres/data/PG_VERSION").exists());
+    let out = local.run(&["status"]);
+    assert_eq!(code(&out), 1);
+
+    // up again: the counts are still there.
+    let out = local.up_detached();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(local.count("cats"), 6000);
+    assert_eq!(local.count("dogs"), 14_001);
+
+    // Killed outright, the runtime is stale: status says so, up cleans up and starts again.
+    let pids = local.pids();
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    wait_dead(&pids);
+    let (status, out) = local.json(&["status", "-o", "json"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        status["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ready"] == false)
+    );
+    let out = local.up_detached();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stale runtime.json"),
+        "{}",
+        text(&out.stderr)
+    );
+    local.wait_count("dogs", 14_001);
+    assert_eq!(local.count("cats"), 6000);
+
+    // The logs are there, per component and together.
+    let out = local.run(&["logs", "redis", "-n", "5"]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out.stdout).contains("Ready to accept connections"));
+    let out = local.run(&["logs"]);
+    let all = text(&out.stdout);
+    assert!(
+        all.contains("redis    | ") && all.contains("api      | "),
+        "{all}"
+    );
+
+    // down --purge removes the data.
+    let pids = local.pids();
+    let out = local.run(&["down", "--purge"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    wait_dead(&pids);
+    assert!(
+        !local.state.exists(),
+        "{} still exists",
+        local.state.display()
+    );
+}
+
+#[test]
+fn foreground_up_stops_everything_on_ctrl_c_and_keeps_the_data() {
+    let _turn = one_stack_at_a_time();
+    let local = Local::new();
+    let mut child = local
+        .cmd()
+        .args(local.up_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let runtime = loop {
+        if let Ok(text) = std::fs::read_to_string(local.state.join("runtime.json"))
+            && let Ok(runtime) = serde_json::from_str::<Value>(&text)
+            && runtime["ready_at"].is_string()
+        {
+            break runtime;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!("up exited early ({status}): {}", text(&out.stderr));
+        }
+        assert!(Instant::now() < deadline, "the stack did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(runtime["mode"], "foreground");
+    let out = local.run(&["vote", "cats"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    local.wait_count("cats", 1);
+    let pids = local.pids();
+
+    // What a terminal's Ctrl-C does: SIGINT to votectl (the children have their own process groups).
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("stopped postgres") && err.contains("stopped redis"),
+        "{err}"
+    );
+    wait_dead(&pids);
+    assert!(!local.state.join("runtime.json").exists());
+
+    // The data survived the stop.
+    let out = local.up_detached();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(local.count("cats"), 1);
+}
+
+#[test]
+fn a_busy_port_is_named_with_its_holder_and_nothing_starts() {
+    let local = Local::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = listener.local_addr().unwrap().port();
+    let out = local
+        .cmd()
+        .args([
+            "up",
+            "--local",
+            "--detach",
+            "--bin-dir",
+            bin_dir().to_str().unwrap(),
+        ])
+        .args(["--api-port", &busy.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let err = text(&out.stderr);
+    let holder = format!("port {busy} for api is already in use by ");
+    assert!(err.contains(&holder), "{err}");
+    // This test process holds it; its name is whatever the harness called it, the PID is ours.
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(!local.state.join("runtime.json").exists());
+    assert!(!local.state.join("redis").exists());
+}
+
+#[test]
+fn an_unreachable_api_is_one_clear_line() {
+    let local = Local::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    for args in [
+        vec!["vote", "dogs", "--api-url", &url],
+        vec!["results", "--api-url", &url],
+        vec!["vote", "dogs", "--count", "10", "--api-url", &url],
+    ] {
+        let out = local.run(&args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: cannot reach the API at {url}: connection refused"
+            )),
+            "{err}"
+        );
+    }
+    // VOTECTL_API_URL works the same as the flag.
+    let out = local
+        .cmd()
+        .args(["vote", "dogs"])
+        .env("VOTECTL_API_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains(&url));
+}
+
+#[test]
+fn commands_that_need_a_runtime_say_when_there_is_none() {
+    let local = Local::new();
+    let out = local.run(&["logs"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("no logs in"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = local.run(&["down"]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out.stdout).contains("Nothing to stop"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (status, out) = local.json(&["status", "-o", "json"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(status["components"].as_array().unwrap().len(), 5);
+    let out = local.run(&["up"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("--local"),
+        "{}",
+        text(&out.stderr)
+    );
+}
