@@ -20,6 +20,10 @@ up: setup build
 test:
 	$(CARGO) test --workspace --no-fail-fast
 
+## Benchmarks, each next to its raw limit in the same run; writes docs/benchmarks.md.
+bench: setup
+	$(CARGO) run --release -p vote-bench -- --out docs/benchmarks.md
+
 ## Cluster tests (marked ignored) against the cluster of the current KUBECONFIG.
 e2e:
 	$(CARGO) test --workspace -- --ignored

@@ -1,0 +1,81 @@
+//! The Markdown report: one row per figure, with its raw limit and whether the goal was met.
+
+/// One measured figure.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// What the figure is compared with.
+    pub raw_name: String,
+    /// The raw tool's figure in the same run, when there is one.
+    pub raw_value: Option<f64>,
+    /// With a raw value: the least acceptable ratio; without: the least acceptable value.
+    pub goal: Option<f64>,
+    pub note: String,
+}
+
+impl Figure {
+    fn verdict(&self) -> String {
+        match (self.raw_value, self.goal) {
+            (Some(raw), Some(goal)) => {
+                let ratio = self.value / raw;
+                format!(
+                    "{ratio:.2}× (goal ≥ {goal}×: {})",
+                    if ratio >= goal { "met" } else { "not met" }
+                )
+            }
+            (None, Some(goal)) => format!(
+                "goal ≥ {goal:.0}: {}",
+                if self.value >= goal { "met" } else { "not met" }
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+/// All figures of one run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    machine: String,
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    pub fn new(machine: String) -> Self {
+        Self {
+            machine,
+            figures: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, figure: Figure) {
+        self.figures.push(figure);
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "# Benchmarks\n\nWritten by `make bench` (bench/): every figure is measured next to its raw \
+             limit in the same run, on the same servers, because the machine is shared and noisy. \
+             Nothing here is a timed test; a goal that is not met is reported, not hidden.\n\n",
+        );
+        out.push_str(&format!("Machine: {}\n\n", self.machine));
+        out.push_str(
+            "| figure | value | compared with | ratio / goal | notes |\n|---|---|---|---|---|\n",
+        );
+        for f in &self.figures {
+            let raw = f.raw_value.map_or(f.raw_name.clone(), |v| {
+                format!("{}: {v:.0} {}", f.raw_name, f.unit)
+            });
+            out.push_str(&format!(
+                "| {} | {:.0} {} | {raw} | {} | {} |\n",
+                f.name,
+                f.value,
+                f.unit,
+                f.verdict(),
+                f.note
+            ));
+        }
+        out
+    }
+}
