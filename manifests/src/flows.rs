@@ -127,7 +127,8 @@ pub enum Peer {
     },
     /// Any pod of a namespace (the cluster DNS, an ingress controller).
     Namespace { namespace: String },
-    /// Any source, inside or outside the cluster.
+    /// Any client outside the application, inside or outside the cluster (the application's own
+    /// pods connect only where a flow names them).
     Anywhere,
 }
 
