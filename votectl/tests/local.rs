@@ -216,6 +216,23 @@ impl Drop for Local {
     }
 }
 
+/// The lines a child writes, as they come.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -273,6 +290,38 @@ fn up_vote_results_status_load_down_up_purge() {
     );
     local.wait_count("dogs", 1);
     assert_eq!(local.count("cats"), 0);
+
+    // results --watch follows the live stream: the current results, then each change.
+    let mut watch = local
+        .cmd()
+        .args(["results", "--watch", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = lines_of(watch.stdout.take().unwrap());
+    let next_event = || -> Value {
+        let line = events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an event from results --watch");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    assert_eq!(next_event()["total_votes"], 1);
+    let out = local.run(&["vote", "cats"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    loop {
+        let event = next_event();
+        if event["total_votes"] == 2 {
+            assert_eq!(event["results"][0]["option"], "cats");
+            assert_eq!(event["results"][0]["count"], 1);
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status();
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    local.wait_count("cats", 1);
 
     // Status: every component, ready, with live PIDs.
     let (status, out) = local.json(&["status", "-o", "json"]);
@@ -336,11 +385,11 @@ fn up_vote_results_status_load_down_up_purge() {
         summary["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
         "{summary}"
     );
-    assert_eq!(local.count("cats"), 6000);
+    assert_eq!(local.count("cats"), 6001);
     assert_eq!(local.count("dogs"), 14_001);
     let out = local.run(&["results"]);
     assert!(
-        text(&out.stdout).contains("Total: 20001 votes"),
+        text(&out.stdout).contains("Total: 20002 votes"),
         "{}",
         text(&out.stdout)
     );
@@ -358,7 +407,7 @@ fn up_vote_results_status_load_down_up_purge() {
     // up again: the counts are still there.
     let out = local.up_detached();
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert_eq!(local.count("cats"), 6000);
+    assert_eq!(local.count("cats"), 6001);
     assert_eq!(local.count("dogs"), 14_001);
 
     // Killed outright, the runtime is stale: status says so, up cleans up and starts again.
@@ -384,7 +433,7 @@ fn up_vote_results_status_load_down_up_purge() {
         text(&out.stderr)
     );
     local.wait_count("dogs", 14_001);
-    assert_eq!(local.count("cats"), 6000);
+    assert_eq!(local.count("cats"), 6001);
 
     // The logs are there, per component and together.
     let out = local.run(&["logs", "redis", "-n", "5"]);

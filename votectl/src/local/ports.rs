@@ -125,10 +125,10 @@ impl PortPlan {
                 break port;
             }
         };
-        let why = if self.taken.contains(&default) && !is_free(default) {
-            holder(default).map_or_else(|| "in use".to_owned(), |h| format!("in use by {h}"))
+        let why = if self.taken.contains(&default) {
+            "given to another component".to_owned()
         } else {
-            "taken by another component".to_owned()
+            holder(default).map_or_else(|| "in use".to_owned(), |h| format!("in use by {h}"))
         };
         self.notes.push(format!(
             "{component}: port {default} is {why}; using {port}"
@@ -172,6 +172,22 @@ mod tests {
         assert!(
             text.contains(&format!("port {port} for api is already in use by")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_busy_default_port_falls_back_and_says_why() {
+        // Hold the consumer's default port (unless someone else already does: same outcome).
+        let _held = TcpListener::bind((Ipv4Addr::LOCALHOST, Component::Consumer.default_port()));
+        let mut plan = PortPlan::default();
+        let port = plan.assign(Component::Consumer, None).unwrap();
+        assert_ne!(port, Component::Consumer.default_port());
+        assert_eq!(plan.notes.len(), 1);
+        let note = &plan.notes[0];
+        assert!(
+            note.starts_with("consumer: port 8001 is in use")
+                && note.ends_with(&format!("; using {port}")),
+            "{note}"
         );
     }
 
