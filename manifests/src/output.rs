@@ -80,3 +80,78 @@ pub fn file_name(index: usize, object: &Object, format: Format) -> String {
     };
     format!("{index:03}-{name}.{}", format.extension())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    /// Strings a YAML 1.1 reader (kubectl's) would read as a bool, number or null stay strings.
+    #[test]
+    fn ambiguous_strings_are_quoted() {
+        let tricky = [
+            "yes", "no", "on", "off", "y", "n", "Y", "true", "False", "1.0", "0755", "1e3", "0x1F",
+            "~", "null", "12:30", ".inf", "",
+        ];
+        let labels: BTreeMap<String, String> = tricky
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("k{i:02}"), (*v).to_owned()))
+            .collect();
+        let object = Object::Namespace(Namespace {
+            metadata: ObjectMeta {
+                name: Some("0755".to_owned()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        });
+        let yaml = to_yaml(std::slice::from_ref(&object)).unwrap();
+        for (i, value) in tricky.iter().enumerate() {
+            let line = yaml
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("k{i:02}:")))
+                .unwrap();
+            let shown = line.split_once(": ").map_or("", |(_, v)| v);
+            assert!(
+                shown.starts_with(['"', '\'']),
+                "`{value}` is written unquoted: {line}"
+            );
+        }
+        assert!(
+            yaml.contains("name: \"0755\"") || yaml.contains("name: '0755'"),
+            "{yaml}"
+        );
+        // And a YAML reader gets the same strings back.
+        let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(back, serde_json::to_value(&object).unwrap());
+    }
+
+    #[test]
+    fn json_is_a_list_and_files_sort_in_apply_order() {
+        let ns = |name: &str| {
+            Object::Namespace(Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            })
+        };
+        let objects = [ns("a"), ns("b")];
+        let list: serde_json::Value = serde_json::from_str(&to_json(&objects).unwrap()).unwrap();
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"][1]["metadata"]["name"], "b");
+        let one: serde_json::Value =
+            serde_json::from_str(&to_json(&objects[..1]).unwrap()).unwrap();
+        assert_eq!(one["kind"], "Namespace");
+        assert_eq!(
+            file_name(7, &objects[0], Format::Yaml),
+            "007-namespace-a.yaml"
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! `votectl render` as a user runs it: output, layering, secrets, `--out-dir`, and exit code 2 with
 //! a located message (and nothing written) for bad input.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::Path;
 
