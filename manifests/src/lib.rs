@@ -6,7 +6,7 @@
 //!    `kind.yaml`), the `-f` files (text passed in by the caller) and the `--set` arguments, validating
 //!    after each layer, into [`Values`]. Errors name the file, line, column and key path; a password
 //!    found in `postgresql.url` comes back apart, in [`Loaded::postgres_password`], with a warning.
-//! 2. [`render`] turns [`Values`] (plus [`Secrets`], never part of values) into [`Object`]s:
+//! 2. [`render()`] turns [`Values`] (plus [`Secrets`], never part of values) into [`Object`]s:
 //!    k8s-openapi types, in apply order.
 //! 3. [`output`] writes them as multi-document YAML or a JSON `v1 List`.
 //!

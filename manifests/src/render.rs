@@ -20,10 +20,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, KeyToPath, Namespace, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, Namespace, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
+    Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -47,6 +47,9 @@ use crate::values::{Image, ImageUser, Password, Persistence, Resources, Values};
 pub const PASSWORD_DIR: &str = "/run/secrets/postgres";
 /// The key of the password in its Secret, and the file name under [`PASSWORD_DIR`].
 pub const PASSWORD_KEY: &str = "password";
+/// PostgreSQL's data directory: a subdirectory of the volume, whose root may hold `lost+found`,
+/// which initdb refuses.
+const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 /// The `app.kubernetes.io/part-of` label of everything.
 pub const PART_OF: &str = "voting-app";
 /// The `app.kubernetes.io/managed-by` label of everything.
@@ -658,7 +661,11 @@ impl<'v> Renderer<'v> {
                 // Service links would put variables like API_PORT=tcp://… into the environment.
                 enable_service_links: Some(false),
                 security_context: Some(security),
-                termination_grace_period_seconds: Some(30),
+                // PostgreSQL's fast stop (its preStop hook) gets up to 50 s to checkpoint.
+                termination_grace_period_seconds: Some(match component {
+                    Component::Postgres => 60,
+                    _ => 30,
+                }),
                 containers: vec![container],
                 volumes: Some(volumes),
                 ..PodSpec::default()
@@ -878,8 +885,7 @@ impl<'v> Renderer<'v> {
                 env("POSTGRES_USER", v.url.user()),
                 env("POSTGRES_DB", v.url.database()),
                 env("POSTGRES_PASSWORD_FILE", self.password_file()),
-                // A subdirectory: the volume's root may hold lost+found, which initdb refuses.
-                env("PGDATA", "/var/lib/postgresql/data/pgdata"),
+                env("PGDATA", PGDATA),
                 env("PGPORT", port.as_str()),
             ]),
             ports: Some(vec![container_port("postgres", Component::Postgres.port())]),
@@ -897,6 +903,24 @@ impl<'v> Renderer<'v> {
             readiness_probe: Some(Probe {
                 period_seconds: Some(5),
                 ..is_ready
+            }),
+            // SIGTERM is PostgreSQL's "smart" shutdown, which waits for the api's and consumer's
+            // pooled connections to end: past the grace period that is a SIGKILL and crash
+            // recovery. Stop it in "fast" mode first (roll back, disconnect, checkpoint).
+            lifecycle: Some(Lifecycle {
+                pre_stop: Some(LifecycleHandler {
+                    exec: Some(ExecAction {
+                        command: Some(
+                            [
+                                "pg_ctl", "stop", "-D", PGDATA, "-m", "fast", "-w", "-t", "50",
+                            ]
+                            .map(str::to_owned)
+                            .to_vec(),
+                        ),
+                    }),
+                    ..LifecycleHandler::default()
+                }),
+                ..Lifecycle::default()
             }),
             security_context: Some(container_security()),
             volume_mounts: Some(vec![

@@ -811,7 +811,8 @@ impl RedisUrl {
         })
     }
 
-    /// Whether this names the in-cluster Redis (see [`is_in_cluster_host`]).
+    /// Whether this names the in-cluster Redis: a host without a dot (like the Helm chart's `redis`)
+    /// cannot be resolved across namespaces, so it means ours.
     pub fn in_cluster(&self) -> bool {
         is_in_cluster_host(&self.host)
     }
@@ -928,7 +929,8 @@ impl PostgresUrl {
         self.password.take()
     }
 
-    /// Whether this names the in-cluster PostgreSQL (see [`is_in_cluster_host`]).
+    /// Whether this names the in-cluster PostgreSQL: a host without a dot (like the Helm chart's
+    /// `postgres`) cannot be resolved across namespaces, so it means ours.
     pub fn in_cluster(&self) -> bool {
         is_in_cluster_host(&self.host)
     }
