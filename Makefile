@@ -22,6 +22,7 @@ test:
 
 ## Benchmarks, each next to its raw limit in the same run; writes docs/benchmarks.md.
 bench: setup
+	$(CARGO) build --release -p votectl
 	$(CARGO) run --release -p vote-bench -- --out docs/benchmarks.md
 
 ## Cluster tests (marked ignored) against the cluster of the current KUBECONFIG.

@@ -68,9 +68,13 @@ impl Report {
                 format!("{}: {v:.0} {}", f.raw_name, f.unit)
             });
             out.push_str(&format!(
-                "| {} | {:.0} {} | {raw} | {} | {} |\n",
+                "| {} | {} {} | {raw} | {} | {} |\n",
                 f.name,
-                f.value,
+                if f.value < 100.0 {
+                    format!("{:.1}", f.value)
+                } else {
+                    format!("{:.0}", f.value)
+                },
                 f.unit,
                 f.verdict(),
                 f.note
