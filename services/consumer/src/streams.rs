@@ -146,20 +146,25 @@ impl StreamClient {
         }
     }
 
-    /// Up to `count` entries never delivered to the group, waiting up to `block` for the first.
-    pub async fn read_new(&mut self, count: usize, block: Duration) -> Result<Vec<RawEntry>> {
-        let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+    /// Up to `count` entries never delivered to the group, waiting up to `block` for the first
+    /// (`None`: answer at once, possibly with nothing).
+    pub async fn read_new(
+        &mut self,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<RawEntry>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(STREAM)
-            .arg(">");
+            .arg(count);
+        if let Some(block) = block {
+            // BLOCK 0 would mean forever.
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        cmd.arg("STREAMS").arg(STREAM).arg(">");
         let reply: Value = self.run(&cmd).await?;
         Ok(parse_read_reply(reply)?)
     }

@@ -73,6 +73,9 @@ pub struct Worker {
     migrated: bool,
     /// `Some(after)`: re-read own pending entries above `after` before anything new.
     pending_from: Option<StreamId>,
+    /// New entries read while the previous batch was being committed (only when that batch was full,
+    /// i.e. there is a backlog): reading overlaps counting, which is what makes draining fast.
+    prefetched: Option<Vec<RawEntry>>,
     claim_cursor: StreamId,
     next_claim: Instant,
     next_trim: Instant,
@@ -108,6 +111,7 @@ impl Worker {
             shutdown,
             migrated: false,
             pending_from: Some(StreamId::ZERO),
+            prefetched: None,
             claim_cursor: StreamId::ZERO,
             next_claim: now,
             next_trim: now + settings.trim_interval,
@@ -191,8 +195,11 @@ impl Worker {
             return Ok(());
         }
 
+        if let Some(entries) = self.prefetched.take() {
+            return self.process(entries, Source::New).await;
+        }
         let read = tokio::select! {
-            read = self.streams.read_new(self.tuning.batch_size, self.tuning.block) => read,
+            read = self.streams.read_new(self.tuning.batch_size, Some(self.tuning.block)) => read,
             () = self.shutdown.cancelled() => {
                 // The read keeps running on the server: end it now, so that the final re-read of
                 // pending entries (queued behind it) sees whatever it delivered.
@@ -259,15 +266,45 @@ impl Worker {
             );
         }
 
-        let committed = loop {
-            if !routed.votes.is_empty() && !self.migrated {
-                if let Err(e) = self.store.migrate().await {
-                    self.postgres_failed(&e).await?;
-                    continue;
+        // A full batch of new entries means more are waiting: read the next batch while this one
+        // is committed (only on the first attempt, the usual case).
+        let mut first_attempt = None;
+        if source == Source::New
+            && routed.ack.len() >= self.tuning.batch_size
+            && self.migrated
+            && self.prefetched.is_none()
+        {
+            let (committed, next) = tokio::join!(
+                self.store.commit(&routed.votes),
+                self.streams.read_new(self.tuning.batch_size, None),
+            );
+            match next {
+                Ok(next) if !next.is_empty() => self.prefetched = Some(next),
+                Ok(_) => {}
+                Err(e) => {
+                    // Whatever that read delivered is pending under this consumer: re-read it.
+                    tracing::debug!(error = %e, "read-ahead failed");
+                    self.pending_from = Some(StreamId::ZERO);
                 }
-                self.migrated = true;
             }
-            match self.store.commit(&routed.votes).await {
+            first_attempt = Some(committed);
+        }
+
+        let committed = loop {
+            let attempt = match first_attempt.take() {
+                Some(attempt) => attempt,
+                None => {
+                    if !routed.votes.is_empty() && !self.migrated {
+                        if let Err(e) = self.store.migrate().await {
+                            self.postgres_failed(&e).await?;
+                            continue;
+                        }
+                        self.migrated = true;
+                    }
+                    self.store.commit(&routed.votes).await
+                }
+            };
+            match attempt {
                 Ok(committed) => {
                     if !routed.votes.is_empty() {
                         self.postgres.succeeded(&self.metrics);
@@ -316,6 +353,9 @@ impl Worker {
         error: &(dyn std::fmt::Display + Sync),
     ) -> Result<(), Stopped> {
         self.pending_from = Some(StreamId::ZERO);
+        // Read-ahead entries are pending too; the re-read returns them (holding them as well would
+        // count them twice, harmlessly but needlessly).
+        self.prefetched = None;
         let delay = self.redis.failed(error, &self.metrics);
         self.pause(delay).await
     }

@@ -113,6 +113,42 @@ async fn a_request_id_is_counted_once_within_a_batch_and_across_batches() {
 }
 
 #[tokio::test]
+async fn a_backlog_drains_in_full_batches_read_ahead_and_counts_each_vote_once() {
+    let servers = Servers::start().await;
+    let mut redis = servers.redis().await;
+    let repeated = Uuid::new_v4();
+    let mut votes: Vec<_> = (0..200)
+        .map(|i| vote(if i % 3 == 0 { "cats" } else { "dogs" }))
+        .collect();
+    // The same request id spread over several batches.
+    for i in [5, 50, 150] {
+        votes[i] = vote_with_id("cats", repeated);
+    }
+    xadd_atomically(&mut redis, &votes).await;
+    xadd_fields(&mut redis, &[(field::OPTION, "dogs".into())]).await;
+    xadd_atomically(&mut redis, &votes[..20]).await;
+
+    let consumer = Running::start(vote_consumer::Settings {
+        batch_size: 7,
+        ..servers.settings("c1")
+    })
+    .await;
+    let db = servers.db().await;
+    wait_all_acked(&redis).await;
+    wait_total(&db, 198).await;
+    let counts = counts(&db).await;
+    let cats = (0..200)
+        .filter(|i| i % 3 == 0 && ![5, 50, 150].contains(i))
+        .count();
+    assert_eq!(counts["cats"], i64::try_from(cats + 1).unwrap());
+    assert_eq!(consumer.metrics.processed.get(), 198);
+    assert_eq!(consumer.metrics.duplicates_skipped.get(), 2 + 20);
+    assert_eq!(consumer.metrics.dead_lettered.get(), 1);
+    assert_eq!(consumer.metrics.acknowledged.get(), 221);
+    consumer.stop().await;
+}
+
+#[tokio::test]
 async fn the_store_counts_a_duplicate_inside_one_transaction_once() {
     let servers = Servers::start().await;
     let store = Store::new(servers.settings("c").postgres, VoteOptions::default());
@@ -154,7 +190,7 @@ async fn a_consumer_killed_between_commit_and_ack_does_not_count_twice() {
     // The first life of consumer-0: read and commit, then "die" before XACK.
     let mut streams = StreamClient::new(&settings.redis_url, "consumer-0", settings.block).unwrap();
     let entries = streams
-        .read_new(500, Duration::from_millis(100))
+        .read_new(500, Some(Duration::from_millis(100)))
         .await
         .unwrap();
     assert_eq!(entries.len(), 20);
@@ -189,7 +225,7 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     let settings = servers.settings("survivor");
     let mut dead = StreamClient::new(&settings.redis_url, "gone-0", settings.block).unwrap();
     assert_eq!(
-        dead.read_new(500, Duration::from_millis(100))
+        dead.read_new(500, Some(Duration::from_millis(100)))
             .await
             .unwrap()
             .len(),
@@ -313,7 +349,12 @@ async fn malformed_entries_are_dead_lettered_and_the_votes_around_them_counted()
 #[tokio::test]
 async fn postgres_stopped_and_restarted_mid_stream_loses_and_doubles_nothing() {
     let mut servers = Servers::start().await;
-    let consumer = Running::start(servers.settings("c1")).await;
+    // Small batches: the backlog is read ahead while a batch commits, outage or not.
+    let consumer = Running::start(vote_consumer::Settings {
+        batch_size: 10,
+        ..servers.settings("c1")
+    })
+    .await;
     let mut redis = servers.redis().await;
     for _ in 0..100 {
         xadd(&mut redis, &vote("dogs")).await;
@@ -371,7 +412,11 @@ async fn redis_restart_resumes(persistent: bool) {
         appendfsync: Some("always".into()),
     };
     let mut servers = Servers::start_with(vote_testkit::Redis::start_with(config)).await;
-    let consumer = Running::start(servers.settings("c1")).await;
+    let consumer = Running::start(vote_consumer::Settings {
+        batch_size: 3,
+        ..servers.settings("c1")
+    })
+    .await;
     let db = servers.db().await;
     {
         let mut redis = servers.redis().await;
@@ -618,7 +663,7 @@ async fn http_endpoints_report_readiness_and_the_stream() {
         StreamClient::new(&servers.redis.url(), "other", Duration::from_millis(100)).unwrap();
     assert_eq!(
         other
-            .read_new(5, Duration::from_millis(100))
+            .read_new(5, Some(Duration::from_millis(100)))
             .await
             .unwrap()
             .len(),
