@@ -11,9 +11,8 @@ use redis::Value;
 use vote_contract::stream::{DecodeError, dead_letter_fields};
 use vote_contract::{VoteEntry, VoteOptions};
 
-/// Latest vote time accepted: 9999-12-31T23:59:59.999Z. PostgreSQL cannot store much later times, and
-/// one entry it refuses would fail its whole batch again and again, so such an entry is dead-lettered.
-pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+/// Latest vote time accepted; later ones are dead-lettered by the contract's decoder.
+pub use vote_contract::stream::MAX_TIMESTAMP_MS;
 
 /// One entry as Redis returned it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,16 +87,12 @@ pub fn route(entries: Vec<RawEntry>, options: &VoteOptions) -> Routed {
     routed
 }
 
-/// The contract's decoder, plus the one check that is the store's concern: a time PostgreSQL can hold.
+/// The contract's decoder (which also refuses times PostgreSQL cannot hold).
 fn decode(
     fields: &HashMap<String, Value>,
     options: &VoteOptions,
 ) -> Result<VoteEntry, DecodeError> {
-    let entry = VoteEntry::decode_redis(fields, options)?;
-    if entry.timestamp_ms > MAX_TIMESTAMP_MS {
-        return Err(DecodeError::BadTimestamp(entry.timestamp_ms.to_string()));
-    }
-    Ok(entry)
+    VoteEntry::decode_redis(fields, options)
 }
 
 /// Why a Redis reply did not have the shape of a stream read.

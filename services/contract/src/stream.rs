@@ -17,6 +17,10 @@ pub const GROUP: &str = "vote-consumers";
 /// Where entries that cannot be decoded go, with the reason.
 pub const DEAD_LETTER_STREAM: &str = "votes:dead";
 
+/// Latest vote time a decoder accepts: 9999-12-31T23:59:59.999Z. PostgreSQL cannot store much later
+/// times, and one entry the store refuses would fail its whole batch again and again.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+
 /// Field names of a vote entry.
 pub mod field {
     /// The option voted for.
@@ -126,9 +130,10 @@ impl VoteEntry {
             .get(&option)
             .cloned()
             .ok_or(DecodeError::UnknownOption(option))?;
-        let timestamp_ms = timestamp
-            .parse::<u64>()
-            .map_err(|_| DecodeError::BadTimestamp(timestamp))?;
+        let timestamp_ms = match timestamp.parse::<u64>() {
+            Ok(ms) if ms <= MAX_TIMESTAMP_MS => ms,
+            _ => return Err(DecodeError::BadTimestamp(timestamp)),
+        };
         let request_id =
             Uuid::try_parse(&request_id).map_err(|_| DecodeError::BadRequestId(request_id))?;
         Ok(Self {
