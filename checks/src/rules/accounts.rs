@@ -38,22 +38,24 @@ pub(crate) fn no_token(input: &Input<'_>) -> Vec<Finding> {
 
 pub(crate) fn own_account(input: &Input<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let mut used = Vec::new();
-    for pod in input.pods() {
-        let path = format!("{POD_SPEC}.serviceAccountName");
-        let name = pod
-            .spec
-            .service_account_name
-            .as_deref()
-            .filter(|n| !n.is_empty());
-        let Some(name) = name.filter(|n| *n != "default") else {
+    let path = format!("{POD_SPEC}.serviceAccountName");
+    let account = |spec: &k8s_openapi::api::core::v1::PodSpec| {
+        spec.service_account_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_owned())
+    };
+    let pods: Vec<_> = input.pods().collect();
+    for pod in &pods {
+        let name = account(pod.spec);
+        if name == "default" {
             findings.push(Finding::on(
                 pod.object,
-                path,
+                path.clone(),
                 "is the namespace's `default` account, shared by every pod there",
             ));
             continue;
-        };
+        }
         let exists = input.objects.iter().any(|o| {
             matches!(o, Object::ServiceAccount(_))
                 && o.namespace() == pod.object.namespace()
@@ -66,18 +68,22 @@ pub(crate) fn own_account(input: &Input<'_>) -> Vec<Finding> {
                 format!("names {name}, which is not among the objects"),
             ));
         }
-        let key = (pod.object.namespace(), name);
-        if let Some(other) = used
+        let sharing: Vec<&str> = pods
             .iter()
-            .find(|(k, _): &&((Option<&str>, &str), &str)| *k == key)
-        {
+            .filter(|other| {
+                !std::ptr::eq(other.object, pod.object)
+                    && other.object.namespace() == pod.object.namespace()
+                    && account(other.spec) == name
+            })
+            .map(|other| other.object.name())
+            .collect();
+        if !sharing.is_empty() {
             findings.push(Finding::on(
                 pod.object,
-                path,
-                format!("{name} is also the account of {}", other.1),
+                path.clone(),
+                format!("{name} is also the account of {}", sharing.join(", ")),
             ));
         }
-        used.push((key, pod.object.name()));
     }
     findings
 }

@@ -68,8 +68,11 @@ pub(crate) fn default_deny(input: &Input<'_>) -> Vec<Finding> {
     findings
 }
 
-fn side_text(side: &Side) -> String {
+fn side_text(side: &Side, subject: &Endpoint) -> String {
     match side {
+        Side::NotIsolated if *subject == Endpoint::External => {
+            "unrestricted (outside the cluster)".to_owned()
+        }
         Side::NotIsolated => "not isolated (no policy selects the pod)".to_owned(),
         Side::Allowed { by } => format!(
             "allowed by {}",
@@ -135,8 +138,8 @@ pub(crate) fn reachability(input: &Input<'_>) -> Vec<Finding> {
         };
         let reasons = format!(
             "egress {}; ingress {}",
-            side_text(&d.verdict.egress),
-            side_text(&d.verdict.ingress)
+            side_text(&d.verdict.egress, &probe.from),
+            side_text(&d.verdict.ingress, &probe.to)
         );
         let what = if d.allowed {
             "allowed but not intended"
