@@ -158,7 +158,7 @@ proptest! {
     fn random_valid_values_pass_every_check((profile, text) in profile_and_values()) {
         let case = Case::new(profile, &[("values.yaml", &text)], &[]);
         let report = case.report();
-        for result in report.failed() {
+        if let Some(result) = report.failed().next() {
             prop_assert!(false, "{} fails for {}:\n{text}\n{:#?}", result.check.id, profile, result.findings);
         }
     }
