@@ -12,6 +12,7 @@ pub mod load;
 pub mod local;
 pub mod output;
 pub mod sse;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +81,8 @@ pub enum Command {
     Render(cmd::render::Args),
     /// Build container images without a container engine, and load them into a cluster.
     Images(cmd::images::Args),
+    /// Cast one vote and follow it through every hop; on the first that fails, say why.
+    Trace(cmd::trace::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -102,6 +105,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Results(args) => cmd::results::run(args, &ctx).await,
         Command::Render(args) => cmd::render::run(args, &ctx).await,
         Command::Images(args) => cmd::images::run(args, &ctx).await,
+        Command::Trace(args) => cmd::trace::run(args, &ctx).await,
     };
     match outcome {
         Ok(code) => code,

@@ -6,5 +6,6 @@ pub mod logs;
 pub mod render;
 pub mod results;
 pub mod status;
+pub mod trace;
 pub mod up;
 pub mod vote;
