@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
@@ -403,16 +403,6 @@ async fn shown(client: &Client) -> Vec<String> {
     all
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
 /// Where screenshots go: `<target>/screenshots/`.
 fn screenshot_dir() -> PathBuf {
     // The test binary lives in <target>/<profile>/deps/.
@@ -574,9 +564,17 @@ async fn a_second_window_sees_the_first_windows_vote_live() {
         )
         .await;
 
+        // The voter notes when each click happens (same machine, same clock).
+        js(
+            voter,
+            "window.__clicks = []; document.getElementById('vote-cats') \
+               .addEventListener('click', () => window.__clicks.push(Date.now()));",
+            vec![],
+        )
+        .await;
+
         let mut latencies = Vec::new();
-        for n in 1..=3 {
-            let clicked_at = now_ms();
+        for n in 1..=5 {
             voter
                 .find(Locator::Id("vote-cats"))
                 .await
@@ -585,6 +583,10 @@ async fn a_second_window_sees_the_first_windows_vote_live() {
                 .await
                 .unwrap();
             wait_for_text(watcher, "count-cats", &n.to_string()).await;
+            let clicked_at = js(voter, "return window.__clicks[arguments[0]]", vec![json!(n - 1)])
+                .await
+                .as_u64()
+                .unwrap();
             let changes = js(watcher, "return window.__changes", vec![]).await;
             let seen_at = changes
                 .as_array()
@@ -596,10 +598,15 @@ async fn a_second_window_sees_the_first_windows_vote_live() {
             latencies.push(seen_at.saturating_sub(clicked_at));
             wait_for_text(voter, "count-cats", &n.to_string()).await;
         }
-        assert_eq!(shown(watcher).await, ["3", "0", "0", "3"]);
+        assert_eq!(shown(watcher).await, ["5", "0", "0", "5"]);
         assert!(not_reloaded(watcher).await, "the watching page reloaded");
         // A figure, not an assertion: the issue's goal is 250 ms from click to the other window.
-        eprintln!("click in one window -> count shown in the other: {latencies:?} ms");
+        latencies.sort_unstable();
+        eprintln!(
+            "click in one window -> count shown in the other: median {} ms, max {} ms ({latencies:?})",
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() - 1]
+        );
     })
     .await;
 }
