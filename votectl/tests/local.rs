@@ -602,3 +602,22 @@ fn commands_that_need_a_runtime_say_when_there_is_none() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_missing_redis_server_names_the_debian_package_and_creates_nothing() {
+    let local = Local::new();
+    let empty = tempfile::tempdir().unwrap();
+    let out = local
+        .cmd()
+        .args(["up", "--local", "--detach"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        text(&out.stderr),
+        "error: redis-server not found on PATH: install Debian's `redis-server` package \
+         (apt-get install redis-server)\n"
+    );
+    assert!(!local.state.exists());
+}

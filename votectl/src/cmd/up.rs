@@ -86,6 +86,8 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // Watch the signals from the start: a Ctrl-C while starting must stop what has started.
     let mut interrupt = Interrupt::new()?;
     let state = StateDir::new(&ctx.global.state_dir)?;
+    // A missing program fails before anything is created or locked.
+    let binaries = Binaries::find(args.bin_dir.as_deref())?;
     let lock = state.lock()?;
     if let Some(existing) = Runtime::load(&state)? {
         if !existing.is_stale() {
@@ -99,8 +101,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         );
     }
 
-    // Everything that can fail without side effects fails here, before anything starts.
-    let binaries = Binaries::find(args.bin_dir.as_deref())?;
+    // Ports are checked once it is clear that nothing of ours holds them.
     let mut plan = PortPlan::default();
     let mut ports = BTreeMap::new();
     for component in Component::START_ORDER {

@@ -62,17 +62,16 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// `redis-server` on PATH, else where Debian installs it.
+/// `redis-server` on PATH (Debian installs it in /usr/bin).
 pub fn find_redis_server() -> Result<PathBuf, Error> {
     path_dirs()
         .into_iter()
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
         .map(|d| d.join("redis-server"))
         .find(|p| is_executable(p))
         .ok_or(Error::MissingTool {
             tool: "redis-server",
             package: "redis-server",
-            looked: " on PATH or in /usr/bin".to_owned(),
+            looked: " on PATH".to_owned(),
         })
 }
 
