@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use votectl_manifests::output::{self, Format};
-use votectl_manifests::{Layers, Password, Profile, Rendered, Secrets, ValuesFile, Warning};
+use votectl_manifests::{
+    Layers, Password, Profile, Rendered, Secrets, Values, ValuesFile, Warning,
+};
 
 use crate::{Ctx, exit};
 
@@ -46,6 +48,21 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = SECRET_HELP)]
 pub struct Args {
+    #[command(flatten)]
+    pub input: ValuesArgs,
+    /// Output format: multi-document YAML or a JSON v1 List.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    /// Write one file per object into DIR (named NNN-kind-namespace-name, in apply order) instead of
+    /// stdout. Files of an earlier render in DIR are replaced; other files are left alone.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Where the values come from, and the PostgreSQL Secret: the arguments of every subcommand that
+/// renders (`render`, `check`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValuesArgs {
     /// Values file layered over the profile (repeatable; later files win; `-` reads stdin).
     #[arg(short = 'f', long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
@@ -58,13 +75,6 @@ pub struct Args {
     /// Refuse a values file whose postgresql.url holds a password, instead of moving it into the Secret.
     #[arg(long)]
     pub strict: bool,
-    /// Output format: multi-document YAML or a JSON v1 List.
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
-    pub output: OutputFormat,
-    /// Write one file per object into DIR (named NNN-kind-namespace-name, in apply order) instead of
-    /// stdout. Files of an earlier render in DIR are replaced; other files are left alone.
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
     /// Render the PostgreSQL Secret with the password on the first line of FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "generate_secret")]
     pub postgres_password_file: Option<PathBuf>,
@@ -93,7 +103,7 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 }
 
 pub async fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let (rendered, warnings) = render(&args)?;
+    let (rendered, warnings) = render(&args.input)?;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -116,7 +126,13 @@ pub async fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads the values as the arguments say and renders them; the warnings are for the user.
-pub fn render(args: &Args) -> anyhow::Result<(Rendered, Vec<Warning>)> {
+pub fn render(args: &ValuesArgs) -> anyhow::Result<(Rendered, Vec<Warning>)> {
+    let (_, rendered, warnings) = load_and_render(args)?;
+    Ok((rendered, warnings))
+}
+
+/// [`render`], also returning the values the objects were rendered from.
+pub fn load_and_render(args: &ValuesArgs) -> anyhow::Result<(Values, Rendered, Vec<Warning>)> {
     let files = args
         .values
         .iter()
@@ -147,7 +163,7 @@ pub fn render(args: &Args) -> anyhow::Result<(Rendered, Vec<Warning>)> {
             postgres_password: password,
         },
     )?;
-    Ok((rendered, loaded.warnings))
+    Ok((loaded.values, rendered, loaded.warnings))
 }
 
 fn read_values_file(path: &Path) -> anyhow::Result<ValuesFile> {
