@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use votectl_manifests::{Values, intended_flows};
+
 use crate::catalogue::{Section, catalogue};
 use crate::report::Report;
 
@@ -31,6 +33,9 @@ pub fn catalogue_document() -> String {
     }
     for section in Section::ALL {
         let _ = write!(out, "\n## {section}\n");
+        if section == Section::NetworkPolicies {
+            out.push_str(&flows_table());
+        }
         for check in catalogue().iter().filter(|c| c.section == section) {
             let _ = write!(
                 out,
@@ -42,6 +47,26 @@ pub fn catalogue_document() -> String {
                 fix = check.fix,
             );
         }
+    }
+    out
+}
+
+/// The intended flows of the default values, which `NET-002` holds the policies to.
+fn flows_table() -> String {
+    let mut out = String::from(
+        "\nThe intended flows of the default values (`networkPolicies.ingressNamespace` and \
+         `dnsNamespace` change the peers, `namespacePrefix` the namespaces). Every other connection \
+         is intended to be refused.\n\n| From | To | Port |\n|---|---|---|\n",
+    );
+    for flow in intended_flows(&Values::default()) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}/{} |",
+            cell(&flow.from.to_string()),
+            cell(&flow.to.to_string()),
+            flow.port,
+            flow.protocol.as_str()
+        );
     }
     out
 }
@@ -97,12 +122,17 @@ pub fn report_document(report: &Report) -> String {
             let _ = writeln!(out, "- {} `{}`: {}", f.object(), f.field, f.message);
         }
     }
-    let _ = write!(
-        out,
-        "\n{} of {} checks passed, {} findings.\n",
+    let _ = write!(out, "\n{}\n", summary(report));
+    out
+}
+
+/// `23 of 24 checks passed, 1 finding.`
+pub fn summary(report: &Report) -> String {
+    let findings = report.findings();
+    format!(
+        "{} of {} checks passed, {findings} finding{}.",
         report.results.iter().filter(|r| r.passed()).count(),
         report.results.len(),
-        report.findings()
-    );
-    out
+        if findings == 1 { "" } else { "s" }
+    )
 }

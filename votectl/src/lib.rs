@@ -81,6 +81,8 @@ pub enum Command {
     Render(cmd::render::Args),
     /// Build container images without a container engine, and load them into a cluster.
     Images(cmd::images::Args),
+    /// Run the security checklist against the rendered manifests (`--catalogue`: list the checks).
+    Check(cmd::check::Args),
     /// Cast one vote and follow it through every hop; on the first that fails, say why.
     Trace(cmd::trace::Args),
 }
@@ -105,6 +107,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Results(args) => cmd::results::run(args, &ctx).await,
         Command::Render(args) => cmd::render::run(args, &ctx).await,
         Command::Images(args) => cmd::images::run(args, &ctx).await,
+        Command::Check(args) => cmd::check::run(args, &ctx).await,
         Command::Trace(args) => cmd::trace::run(args, &ctx).await,
     };
     match outcome {

@@ -1,5 +1,6 @@
 //! One module per subcommand: a clap `Args` struct and `pub async fn run(args, ctx)`.
 
+pub mod check;
 pub mod down;
 pub mod images;
 pub mod logs;
