@@ -166,7 +166,7 @@ async fn load_run(api: &Api, args: &Args, concurrency: usize) -> anyhow::Result<
         let bar = ProgressBar::new(args.count);
         bar.set_style(
             ProgressStyle::with_template(
-                "{bar:40.cyan/blue} {pos}/{len} votes  {per_sec}  eta {eta}",
+                "{bar:40.cyan/blue} {pos}/{len} votes  {elapsed} elapsed  eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
