@@ -203,6 +203,44 @@ pub async fn wait_recorded(
     None
 }
 
+/// Waits until at least `target` request ids are recorded in all: the consumer has caught up with
+/// what had been acknowledged when a fault ended (`target` = acknowledged votes at that moment; the
+/// count may include a few votes that were accepted but never acknowledged, so this can only err on
+/// the early side by those). `None` at `deadline` or after `stall` without progress.
+pub async fn catch_up(
+    url: &str,
+    target: u64,
+    deadline: Duration,
+    stall: Option<Duration>,
+) -> Option<Duration> {
+    let started = Instant::now();
+    let mut client: Option<Client> = None;
+    let mut last = (0, Instant::now());
+    while started.elapsed() < deadline {
+        if client.is_none() {
+            client = connect(url).await.ok();
+        }
+        if let Some(c) = &client {
+            let count = c
+                .query_one(&format!("SELECT count(*) FROM {PROCESSED_TABLE}"), &[])
+                .await
+                .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0));
+            match count {
+                Ok(n) if n >= target => return Some(started.elapsed()),
+                Ok(n) if n != last.0 => last = (n, Instant::now()),
+                Ok(_) => {
+                    if stall.is_some_and(|s| last.1.elapsed() > s) {
+                        return None;
+                    }
+                }
+                Err(_) => client = None,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// The consumer group's backlog: entries not yet delivered (`lag`) and delivered but not
 /// acknowledged (`pending`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

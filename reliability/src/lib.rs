@@ -94,7 +94,7 @@ impl Size {
                 malformed: 1_000,
                 malformed_good: 2_000,
                 fuzz_examples: 20,
-                fuzz_max_time: Duration::from_secs(90),
+                fuzz_max_time: Duration::from_secs(30),
                 sse_clients: 100,
                 sse_votes: 2_000,
                 settle: Duration::from_secs(180),

@@ -38,6 +38,7 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
     let mut during_load = 0;
     let mut ready_after = Vec::new();
     let mut last_restart = Instant::now();
+    let mut watcher = None;
     for i in 0..kills {
         let threshold = (u64::from(i) + 1) * votes / (u64::from(kills) + 1);
         while progress.done() < threshold && !load.is_finished() {
@@ -57,6 +58,14 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
             .await?;
         stack.restart_from(Component::Consumer, &launch)?;
         last_restart = Instant::now();
+        if i + 1 == kills {
+            watcher = Some(scenarios::watch_recovery(
+                stack,
+                progress.acknowledged(),
+                size,
+                None,
+            )?);
+        }
         ready_after.push(
             stack
                 .wait_ready(&consumer_url, Duration::from_secs(60))
@@ -87,6 +96,9 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
             "{not_acked} votes were never acknowledged (the API should not care about the consumer)"
         ),
     );
+    if let Some(watcher) = watcher {
+        scenarios::recovery(&mut figures, watcher).await?;
+    }
     let audit = scenarios::settle_and_audit(
         size,
         stack,

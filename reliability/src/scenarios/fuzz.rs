@@ -31,6 +31,8 @@ pub struct Exchanges {
     /// Votes answered 201 without a key (each a vote of its own).
     pub accepted_without_key: u64,
     pub by_status: std::collections::BTreeMap<u16, u64>,
+    /// `METHOD url` of every 201, with how often.
+    pub created: std::collections::BTreeMap<String, u64>,
 }
 
 impl Exchanges {
@@ -63,6 +65,10 @@ pub fn read_har(text: &str, base: &str) -> anyhow::Result<Exchanges> {
         }
         let is_vote = request["method"].as_str() == Some("POST")
             && url.split('?').next() == Some(vote_url.as_str());
+        if status == 201 {
+            let method = request["method"].as_str().unwrap_or_default();
+            *out.created.entry(format!("{method} {url}")).or_default() += 1;
+        }
         if is_vote && status == 201 {
             let key = request["headers"].as_array().and_then(|headers| {
                 headers.iter().find_map(|h| {
@@ -107,6 +113,8 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--exclude-path", path::RESULTS_STREAM])
         .args(["--suppress-health-check", "all"])
+        // Sanitizing would mask the Idempotency-Key values the accounting needs.
+        .args(["--output-sanitize", "false"])
         .args(["--report", "har", "--report-har-path"])
         .arg(&har)
         .current_dir(dir.path())
@@ -159,6 +167,7 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    figures.note(format!("201 answers: {:?}", exchanges.created));
     figures.check(exchanges.requests > 0, "schemathesis sent no request");
     figures.check(
         exchanges.server_errors == 0,

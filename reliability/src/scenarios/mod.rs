@@ -95,9 +95,38 @@ impl Scenario {
     }
 }
 
-/// The end of every scenario: waits for every acknowledged vote to be recorded (the time it took is
-/// the time to recover, counted from `fault_end`) and for the group to have nothing pending, then
-/// audits.
+/// Measures recovery in the background: from now (the end of a fault) until the consumer has
+/// recorded as many votes as had been acknowledged by now. Load may go on meanwhile.
+pub fn watch_recovery(
+    stack: &LocalStack,
+    acknowledged_now: u64,
+    size: &Size,
+    stall: Option<Duration>,
+) -> anyhow::Result<tokio::task::JoinHandle<Option<Duration>>> {
+    let db = stack.url(Component::Postgres)?;
+    let deadline = size.settle;
+    Ok(tokio::spawn(async move {
+        audit::catch_up(&db, acknowledged_now, deadline, stall).await
+    }))
+}
+
+/// Puts a recovery measured by [`watch_recovery`] into `figures`.
+pub async fn recovery(
+    figures: &mut Figures,
+    watcher: tokio::task::JoinHandle<Option<Duration>>,
+) -> anyhow::Result<()> {
+    match watcher.await? {
+        Some(took) => figures.recover = Some(took),
+        None => figures.note(
+            "the consumer never caught up with the votes acknowledged before the fault ended",
+        ),
+    }
+    Ok(())
+}
+
+/// The end of every scenario: waits for every acknowledged vote to be recorded (unless a recovery
+/// was measured already, the time it took counts as the time to recover, from `fault_end`) and for
+/// the group to have nothing pending, then audits.
 pub async fn settle_and_audit(
     size: &Size,
     stack: &LocalStack,
@@ -111,7 +140,9 @@ pub async fn settle_and_audit(
     let redis = stack.url(Component::Redis)?;
     let acked = ledger.acknowledged_ids();
     match audit::wait_recorded(&db, &acked, size.settle, stall).await {
-        Some(_) => figures.recover = Some(fault_end.elapsed()),
+        Some(_) => {
+            figures.recover = figures.recover.or(Some(fault_end.elapsed()));
+        }
         None => figures.note(format!(
             "not every acknowledged vote was recorded (waited up to {}s)",
             size.settle.as_secs()

@@ -58,10 +58,12 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
     let acked_during = progress.acknowledged() - acked_at_stop;
     stack.restart_postgres()?;
     let restarted_at = Instant::now();
+    let watcher = scenarios::watch_recovery(stack, progress.acknowledged(), size, None)?;
     stack
         .wait_component_ready(Component::Postgres, Duration::from_secs(60))
         .await?;
     let report = load.await?;
+    scenarios::recovery(&mut figures, watcher).await?;
     figures.note(format!(
         "PostgreSQL down {:.1}s; {acked_during} votes acknowledged meanwhile; load {:.0} votes/s for {:.1}s",
         (restarted_at - stop_at).as_secs_f64(),

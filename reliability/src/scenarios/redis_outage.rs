@@ -58,10 +58,17 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack, kill: bool) -> anyhow::Result<Fi
     tokio::time::sleep(size.redis_outage).await;
     stack.restart_redis()?;
     let restarted_at = Instant::now();
+    let watcher = scenarios::watch_recovery(
+        stack,
+        progress.acknowledged(),
+        size,
+        kill.then_some(Duration::from_secs(20)),
+    )?;
     stack
         .wait_component_ready(Component::Redis, Duration::from_secs(60))
         .await?;
     let report = load.await?;
+    scenarios::recovery(&mut figures, watcher).await?;
 
     let recovered_at = report
         .attempts
