@@ -1,17 +1,15 @@
 //! The security rules every rendered workload follows, checked object by object, and the
-//! NetworkPolicies evaluated by an independent model against the intended flows.
+//! NetworkPolicies evaluated against the intended flows by an independent model of their semantics
+//! (the security checklist's, `votectl_checks::reach`).
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use vote_contract::deploy::{NONROOT_GID, NONROOT_UID};
-use votectl_manifests::{Component, Flow, Object, Peer, Profile, Protocol, Rendered};
+use votectl_manifests::{Component, Object, Profile, Rendered};
 
 fn variants() -> Vec<(String, Rendered)> {
     let mut out: Vec<(String, Rendered)> = Profile::ALL
@@ -202,112 +200,6 @@ fn every_object_is_labelled_and_every_workload_has_its_account_and_budget() {
     }
 }
 
-// ----- An independent model of NetworkPolicy semantics ------------------------------------------
-
-struct Pod {
-    namespace: String,
-    labels: BTreeMap<String, String>,
-}
-
-fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    assert!(
-        selector.match_expressions.is_none(),
-        "the model knows matchLabels only"
-    );
-    selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v))
-}
-
-fn peer_matches(peer: &NetworkPolicyPeer, policy_namespace: &str, pod: &Pod) -> bool {
-    assert!(peer.ip_block.is_none(), "the model knows selectors only");
-    let namespace_ok = match &peer.namespace_selector {
-        Some(selector) => selects(
-            selector,
-            &BTreeMap::from([(
-                "kubernetes.io/metadata.name".to_owned(),
-                pod.namespace.clone(),
-            )]),
-        ),
-        None => pod.namespace == policy_namespace,
-    };
-    let pod_ok = peer
-        .pod_selector
-        .as_ref()
-        .is_none_or(|s| selects(s, &pod.labels));
-    namespace_ok && pod_ok
-}
-
-fn port_matches(ports: &Option<Vec<NetworkPolicyPort>>, port: u16, protocol: Protocol) -> bool {
-    ports.as_ref().is_none_or(|ports| {
-        ports.iter().any(|p| {
-            p.protocol.as_deref().unwrap_or("TCP") == protocol.as_str()
-                && p.port
-                    .as_ref()
-                    .is_none_or(|q| *q == IntOrString::Int(i32::from(port)))
-        })
-    })
-}
-
-/// Would a connection from `src` to `dst` on `port` be allowed by `policies`?
-fn allowed(
-    policies: &[(&str, &NetworkPolicy)],
-    src: &Pod,
-    dst: &Pod,
-    port: u16,
-    protocol: Protocol,
-) -> bool {
-    let applies = |pod: &Pod, kind: &str| {
-        policies
-            .iter()
-            .filter(|(ns, p)| {
-                let spec = p.spec.as_ref().unwrap();
-                *ns == pod.namespace
-                    && selects(spec.pod_selector.as_ref().unwrap(), &pod.labels)
-                    && spec.policy_types.iter().flatten().any(|t| t == kind)
-            })
-            .copied()
-            .collect::<Vec<_>>()
-    };
-    let egress = applies(src, "Egress");
-    let egress_ok = egress.is_empty()
-        || egress.iter().any(|(ns, p)| {
-            p.spec
-                .as_ref()
-                .unwrap()
-                .egress
-                .iter()
-                .flatten()
-                .any(|rule| {
-                    port_matches(&rule.ports, port, protocol)
-                        && rule
-                            .to
-                            .as_ref()
-                            .is_none_or(|to| to.iter().any(|peer| peer_matches(peer, ns, dst)))
-                })
-        });
-    let ingress = applies(dst, "Ingress");
-    let ingress_ok = ingress.is_empty()
-        || ingress.iter().any(|(ns, p)| {
-            p.spec
-                .as_ref()
-                .unwrap()
-                .ingress
-                .iter()
-                .flatten()
-                .any(|rule| {
-                    port_matches(&rule.ports, port, protocol)
-                        && rule
-                            .from
-                            .as_ref()
-                            .is_none_or(|from| from.iter().any(|peer| peer_matches(peer, ns, src)))
-                })
-        });
-    egress_ok && ingress_ok
-}
-
 #[test]
 fn the_policies_allow_exactly_the_intended_flows() {
     for (label, rendered) in variants() {
@@ -332,82 +224,21 @@ fn the_policies_allow_exactly_the_intended_flows() {
                 Some(&["Ingress".to_owned(), "Egress".to_owned()][..])
             );
         }
-        // Pods: ours (with their rendered labels), DNS, an ingress controller, and a stranger.
-        let mut pods: Vec<(Peer, Pod)> = Vec::new();
-        for object in &rendered.objects {
-            if let Some(template) = object.pod_template() {
-                let component = Component::ALL
-                    .into_iter()
-                    .find(|c| c.name() == object.name())
-                    .unwrap();
-                let namespace = object.namespace().unwrap().to_owned();
-                pods.push((
-                    Peer::Workload {
-                        namespace: namespace.clone(),
-                        component,
-                    },
-                    Pod {
-                        namespace,
-                        labels: template.metadata.clone().unwrap().labels.unwrap(),
-                    },
-                ));
-            }
+        // Every connection between our pods, strangers in our namespaces, the DNS and ingress
+        // namespaces, an unrelated namespace and the outside world, on every relevant port,
+        // evaluated by the checklist's model of NetworkPolicy semantics.
+        let evaluation = votectl_checks::reach::evaluate(
+            &rendered.objects,
+            &rendered.flows,
+            &rendered.namespaces,
+        );
+        if let Some(d) = evaluation.discrepancies.first() {
+            panic!(
+                "{label}: {} allowed={}, intended={}: {:?}",
+                d.probe, d.allowed, !d.allowed, d.verdict
+            );
         }
-        for namespace in ["kube-system", "ingress", "elsewhere"] {
-            pods.push((
-                Peer::Namespace {
-                    namespace: namespace.to_owned(),
-                },
-                Pod {
-                    namespace: namespace.to_owned(),
-                    labels: BTreeMap::from([("app".to_owned(), "x".to_owned())]),
-                },
-            ));
-        }
-        let mut checked = 0;
-        for (src_peer, src) in &pods {
-            for (dst_peer, dst) in &pods {
-                if std::ptr::eq(src, dst) {
-                    continue;
-                }
-                for (port, protocol) in [
-                    (8080, Protocol::Tcp),
-                    (8000, Protocol::Tcp),
-                    (8001, Protocol::Tcp),
-                    (6379, Protocol::Tcp),
-                    (5432, Protocol::Tcp),
-                    (53, Protocol::Udp),
-                    (53, Protocol::Tcp),
-                    (443, Protocol::Tcp),
-                ] {
-                    let intended = rendered.flows.iter().any(|f: &Flow| {
-                        // `Anywhere` is any client outside the application: our own pods
-                        // connect only where a flow names them.
-                        let from_ok = f.from == *src_peer
-                            || (f.from == Peer::Anywhere
-                                && !matches!(src_peer, Peer::Workload { .. }))
-                            || matches!(&f.from, Peer::Namespace { namespace } if *namespace == src.namespace);
-                        let to_ok = f.to == *dst_peer
-                            || matches!(&f.to, Peer::Namespace { namespace } if *namespace == dst.namespace);
-                        from_ok && to_ok && f.port == port && f.protocol == protocol
-                    });
-                    // Traffic between two pods outside the application is not ours to judge.
-                    let ours = matches!(src_peer, Peer::Workload { .. })
-                        || matches!(dst_peer, Peer::Workload { .. });
-                    if !ours {
-                        continue;
-                    }
-                    let got = allowed(&policies, src, dst, port, protocol);
-                    assert_eq!(
-                        got,
-                        intended,
-                        "{label}: {src_peer} -> {dst_peer} {port}/{} allowed={got}, intended={intended}",
-                        protocol.as_str()
-                    );
-                    checked += 1;
-                }
-            }
-        }
+        let checked = evaluation.probes;
         assert!(checked > 200, "{label}: only {checked} pairs checked");
     }
 }
