@@ -38,7 +38,9 @@ impl std::str::FromStr for LogFormat {
 /// Everything the API needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Port to listen on (all interfaces); 0 picks a free one (tests).
+    /// Address to listen on (`BIND_ADDRESS`, default all interfaces).
+    pub host: std::net::IpAddr,
+    /// Port to listen on; 0 picks a free one (tests).
     pub port: u16,
     /// Where votes are appended (`REDIS_URL`).
     pub redis_url: String,
@@ -57,6 +59,7 @@ pub struct Settings {
 impl Settings {
     /// Reads and validates every variable; the first bad one is the error.
     pub fn from_env(env: &Env) -> Result<Self, Error> {
+        let host = env.bind_address()?;
         let port = env.port(var::PORT, port::API)?;
         let redis_url = env.redis_url()?;
         let mut postgres = env.postgres_config()?;
@@ -73,6 +76,7 @@ impl Settings {
         EnvFilter::try_new(&log_level)
             .map_err(|e| Error::new(var::LOG_LEVEL, format!("{log_level:?}: {e}")))?;
         Ok(Self {
+            host,
             port,
             redis_url,
             postgres,

@@ -6,7 +6,7 @@
 //! in-flight requests finish, then [`Application::run_until_stopped`] returns.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -32,7 +32,7 @@ impl Application {
     /// starts the results feed. A database that is down does not stop the start: the feed keeps
     /// retrying, migrations included.
     pub async fn build(settings: Settings) -> Result<Self> {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port)))
+        let listener = TcpListener::bind(SocketAddr::from((settings.host, settings.port)))
             .await
             .map_err(|source| Error::Bind {
                 port: settings.port,

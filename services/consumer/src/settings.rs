@@ -4,7 +4,7 @@
 //! naming it. The tuning fields (batch size, block, claim idle, intervals, backoff) have production
 //! defaults and no variable of their own; they are public so that tests can shrink them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use vote_contract::VoteOptions;
@@ -67,7 +67,7 @@ impl Settings {
             }
         };
         Ok(Self {
-            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            host: env.bind_address()?,
             port: env.port(var::PORT, port::CONSUMER)?,
             redis_url: env.redis_url()?,
             postgres: env.postgres_config()?,

@@ -14,6 +14,9 @@ use crate::options::VoteOptions;
 /// Variable names.
 pub mod var {
     pub const PORT: &str = "PORT";
+    /// Address to listen on: `0.0.0.0` (default, what a container needs) or e.g. `127.0.0.1` to stay
+    /// off the network, as the local runtime does.
+    pub const BIND_ADDRESS: &str = "BIND_ADDRESS";
     pub const REDIS_URL: &str = "REDIS_URL";
     pub const DATABASE_URL: &str = "DATABASE_URL";
     pub const DATABASE_PASSWORD_FILE: &str = "DATABASE_PASSWORD_FILE";
@@ -113,6 +116,14 @@ impl Env {
     pub fn port(&self, var: &'static str, default: u16) -> Result<u16> {
         let port: u16 = self.parse_or(var, default)?;
         Ok(port)
+    }
+
+    /// `BIND_ADDRESS`, default `0.0.0.0`.
+    pub fn bind_address(&self) -> Result<std::net::IpAddr> {
+        self.parse_or(
+            var::BIND_ADDRESS,
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        )
     }
 
     /// `VOTE_OPTIONS`, default `cats,dogs`.
@@ -230,6 +241,7 @@ mod tests {
     fn defaults_apply_when_unset_or_empty() {
         let env = Env::from_pairs([(var::PORT, "")]);
         assert_eq!(env.port(var::PORT, 8000).unwrap(), 8000);
+        assert_eq!(env.bind_address().unwrap().to_string(), "0.0.0.0");
         assert_eq!(env.vote_options().unwrap(), VoteOptions::default());
         assert_eq!(
             env.origins(var::CORS_ORIGINS, DEFAULT_CORS_ORIGINS)
@@ -247,7 +259,9 @@ mod tests {
             (var::REDIS_URL, "http://nope"),
             (var::DATABASE_URL, "postgres://u:secret@/db?x=%"),
             (var::API_URL, "ftp://x"),
+            (var::BIND_ADDRESS, "localhost"),
         ]);
+        assert_eq!(env.bind_address().unwrap_err().var, "BIND_ADDRESS");
         assert_eq!(env.port(var::PORT, 1).unwrap_err().var, "PORT");
         assert_eq!(env.vote_options().unwrap_err().var, "VOTE_OPTIONS");
         assert_eq!(

@@ -34,7 +34,7 @@ impl Settings {
     /// Reads `PORT` and `API_URL`; a bad value is an error naming the variable.
     pub fn from_env(env: &Env) -> Result<Self> {
         Ok(Self {
-            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            host: env.bind_address()?,
             port: env.port(var::PORT, port::FRONTEND)?,
             api_url: api_url(env)?,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,

@@ -49,6 +49,8 @@ impl Wiring {
     pub fn env(&self, component: Component) -> Vec<(&'static str, String)> {
         let port = (var::PORT, self.port(component).to_string());
         let log = (var::LOG_FORMAT, "json".to_owned());
+        // The services default to all interfaces (what a container needs); here they stay on loopback.
+        let bind = (var::BIND_ADDRESS, "127.0.0.1".to_owned());
         let stores = [
             (var::REDIS_URL, self.url(Component::Redis)),
             (var::DATABASE_URL, self.database_url()),
@@ -59,16 +61,16 @@ impl Wiring {
             Component::Api => {
                 let frontend = self.port(Component::Frontend);
                 let origins = format!("http://127.0.0.1:{frontend},http://localhost:{frontend}");
-                let mut env = vec![port, log, (var::CORS_ORIGINS, origins)];
+                let mut env = vec![port, log, bind, (var::CORS_ORIGINS, origins)];
                 env.extend(stores);
                 env
             }
             Component::Consumer => {
-                let mut env = vec![port, log, (var::POD_NAME, CONSUMER_NAME.to_owned())];
+                let mut env = vec![port, log, bind, (var::POD_NAME, CONSUMER_NAME.to_owned())];
                 env.extend(stores);
                 env
             }
-            Component::Frontend => vec![port, log, (var::API_URL, self.url(Component::Api))],
+            Component::Frontend => vec![port, log, bind, (var::API_URL, self.url(Component::Api))],
         }
     }
 }
@@ -116,6 +118,7 @@ mod tests {
         let w = wiring();
         let api = w.env(Component::Api);
         assert_eq!(get(&api, "PORT"), "7003");
+        assert_eq!(get(&api, "BIND_ADDRESS"), "127.0.0.1");
         assert_eq!(get(&api, "REDIS_URL"), "redis://127.0.0.1:7001");
         assert_eq!(
             get(&api, "DATABASE_URL"),
