@@ -101,9 +101,10 @@ async fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let services = if args.services.is_empty() {
         images::SERVICES.to_vec()
     } else {
-        args.services
-            .iter()
-            .filter_map(|name| images::service(name))
+        // In the order of SERVICES, each once, however often it was named.
+        images::SERVICES
+            .into_iter()
+            .filter(|s| args.services.iter().any(|name| name == s.name))
             .collect()
     };
     let target = match args.target {

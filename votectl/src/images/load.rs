@@ -19,9 +19,13 @@ use super::{Error, Result};
 pub enum Into {
     /// Decide from the kube context name.
     Auto,
+    /// `minikube image load -p <profile>`.
     Minikube,
+    /// `kind load image-archive --name <cluster>`.
     Kind,
+    /// `k3d image import -c <cluster>`.
     K3d,
+    /// `podman load -i` into the local store.
     Podman,
 }
 
