@@ -4,13 +4,23 @@
 //!
 //! - intake: `POST /api/vote` through the real API at concurrency 64 (wrk), next to `redis-benchmark`
 //!   XADD of the same entry at the same concurrency;
+//!   The same for each `appendfsync` policy (`everysec`, the runtime's; `always`; `no`), so the cost
+//!   of durability is a ratio measured on this machine;
 //! - drain: the consumer counting a backlog of N votes exactly once (the count is checked, not
-//!   assumed).
+//!   assumed), next to `pgbench` running the consumer's own batch statement ([`pgbench`]);
+//! - vote → SSE latency: from a 201 to the `results` event showing the vote, next to the raw hops
+//!   (XADD → blocked XREAD → pg_notify → LISTEN) on the same servers ([`latency`]);
+//! - image sizes (target/images/*.tar when built) next to their binaries ([`images`]);
+//! - `votectl render` as a whole process.
 //!
-//! Figures go to stdout and to a Markdown report (docs/benchmarks.md). Nothing here asserts a time:
-//! goals are reported as met or not.
+//! Figures go to stdout and to a Markdown report (docs/benchmarks.md) with an SVG chart beside it
+//! ([`chart`]). Nothing here asserts a time: goals are reported as met or not.
 
+pub mod chart;
+pub mod images;
+pub mod latency;
 pub mod machine;
+pub mod pgbench;
 pub mod report;
 pub mod tools;
 
@@ -44,32 +54,54 @@ pub struct Args {
     /// Size of the backlog the consumer drains.
     #[arg(long, default_value_t = 200_000)]
     pub backlog: u32,
+    /// Seconds of pgbench running the consumer's batch statement.
+    #[arg(long, default_value_t = 10)]
+    pub pgbench_seconds: u32,
+    /// Votes sent one at a time for the vote → SSE latency (and rounds of the raw hops).
+    #[arg(long, default_value_t = 300)]
+    pub latency_votes: u32,
+    /// Where `votectl images build` writes its archives.
+    #[arg(long, default_value = "target/images")]
+    pub images: PathBuf,
 }
+
+/// The fsync policies whose intake cost is measured; the first is the local runtime's.
+pub const FSYNC_POLICIES: [&str; 3] = ["everysec", "always", "no"];
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::new(machine::describe());
-    // The same persistence the local runtime uses: AOF with fsync every second.
-    let redis = Redis::start_with(RedisConfig {
-        appendonly: true,
-        appendfsync: Some("everysec".into()),
-    })
-    .await;
     let pg = Postgres::start().await;
     let db = pg.create_database().await;
-
-    intake(&args, &redis, &db, &mut report).await?;
+    // Intake with each fsync policy, each on a Redis of its own; the runtime's (everysec) first, and
+    // that server goes on to serve the other benchmarks.
+    let mut redis = None;
+    for policy in FSYNC_POLICIES {
+        let server = Redis::start_with(RedisConfig {
+            appendonly: true,
+            appendfsync: Some(policy.into()),
+        })
+        .await;
+        intake(&args, &server, &db, policy, &mut report).await?;
+        redis.get_or_insert(server);
+    }
+    let redis = redis.context("no fsync policy was measured")?;
     drain(&args, &redis, &pg, &db, &mut report).await?;
+    sse_latency(&args, &redis, &pg, &mut report).await?;
+    image_sizes(&args, &mut report);
     render(&mut report).await?;
 
-    let markdown = report.markdown();
+    let chart = args.out.with_extension("svg");
+    let markdown = report.markdown(chart.file_name().and_then(|n| n.to_str()));
     println!("{markdown}");
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
     }
+    std::fs::write(&chart, report.svg())
+        .with_context(|| format!("failed to write {}", chart.display()))?;
     std::fs::write(&args.out, markdown)
         .with_context(|| format!("failed to write {}", args.out.display()))?;
-    eprintln!("wrote {}", args.out.display());
+    eprintln!("wrote {} and {}", args.out.display(), chart.display());
     Ok(())
 }
 
@@ -82,7 +114,13 @@ fn service_env(redis: &Redis, db: &str) -> Env {
     ])
 }
 
-async fn intake(args: &Args, redis: &Redis, db: &str, report: &mut Report) -> anyhow::Result<()> {
+async fn intake(
+    args: &Args,
+    redis: &Redis,
+    db: &str,
+    policy: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let sample = VoteEntry::new(VoteOptions::default().get("dogs").context("dogs")?.clone());
     let raw =
         tools::redis_benchmark_xadd(redis.port(), args.concurrency, args.raw_requests, &sample)
@@ -119,10 +157,16 @@ async fn intake(args: &Args, redis: &Redis, db: &str, report: &mut Report) -> an
         api.requests
     );
     report.push(Figure {
-        name: format!("API intake (POST /api/vote, c={})", args.concurrency),
+        name: format!(
+            "API intake (POST /api/vote, c={}), appendfsync {policy}",
+            args.concurrency
+        ),
         value: api.rate,
         unit: "votes/s",
-        raw_name: format!("redis-benchmark XADD, c={}", args.concurrency),
+        raw_name: format!(
+            "redis-benchmark XADD, c={}, appendfsync {policy}",
+            args.concurrency
+        ),
         raw_value: Some(raw.rate),
         goal: Some(0.8),
         note: format!(
@@ -212,7 +256,130 @@ async fn drain(
             elapsed.as_secs_f64()
         ),
     });
+
+    // The raw limit: PostgreSQL alone running the same statement in batches of the same size.
+    let batch = u32::try_from(vote_consumer::settings::DEFAULT_BATCH_SIZE)?;
+    let bin = vote_testkit::postgres_bin_dir().context("no PostgreSQL binaries found")?;
+    let database = db
+        .rsplit('/')
+        .next()
+        .context("no database name in the URL")?;
+    let script = pgbench::script(batch)?;
+    let tps = pgbench::run(&bin, pg.port(), database, &script, args.pgbench_seconds).await?;
+    let raw = tps * f64::from(batch);
+    eprintln!("pgbench of the batch statement: {tps:.1} tps = {raw:.0} votes/s");
+    report.push(Figure {
+        name: "consumer drain vs its own batch SQL".into(),
+        value: rate,
+        unit: "votes/s",
+        raw_name: format!("pgbench, consumer's batch statement, {batch} votes/tx, 1 connection"),
+        raw_value: Some(raw),
+        goal: None,
+        note: format!(
+            "pgbench {tps:.1} transactions/s × {batch} for {} s (statement read from the consumer's source); \
+             the drain also reads, decodes and acknowledges through Redis",
+            args.pgbench_seconds
+        ),
+    });
     Ok(())
+}
+
+/// Vote → SSE latency through the real API, consumer and feed, next to the raw hops.
+async fn sse_latency(
+    args: &Args,
+    redis: &Redis,
+    pg: &Postgres,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let db = pg.create_database().await;
+    let mut con = redis.connection().await;
+    let _: () = redis::cmd("DEL").arg(STREAM).query_async(&mut con).await?;
+    let stop = CancellationToken::new();
+    let api = vote_api::Application::build(vote_api::Settings::from_env(&service_env(redis, &db))?)
+        .await?;
+    let url = format!("http://127.0.0.1:{}", api.port());
+    let consumer = vote_consumer::Application::build(vote_consumer::Settings::from_env(
+        &service_env(redis, &db),
+    )?)
+    .await?;
+    let (api_stop, consumer_stop) = (stop.clone(), stop.clone());
+    let tasks: [tokio::task::JoinHandle<anyhow::Result<()>>; 2] = [
+        tokio::spawn(async move {
+            api.run_until_stopped(api_stop.cancelled_owned())
+                .await
+                .map_err(anyhow::Error::from)
+        }),
+        tokio::spawn(async move {
+            consumer
+                .run_until_stopped(consumer_stop.cancelled_owned())
+                .await
+                .map_err(anyhow::Error::from)
+        }),
+    ];
+    wait_ready(&url).await?;
+    let measured = latency::vote_to_sse(&url, args.latency_votes).await;
+    let raw = latency::raw_hops(&redis.url(), &db, args.latency_votes).await;
+    stop.cancel();
+    for task in tasks {
+        task.await??;
+    }
+    let (measured, raw) = (measured?, raw?);
+    eprintln!("vote -> SSE: {measured:?}; raw hops: {raw:?}");
+    for (which, value, raw_value) in [
+        ("p50", measured.p50_ms, raw.p50_ms),
+        ("p99", measured.p99_ms, raw.p99_ms),
+    ] {
+        report.push(Figure {
+            name: format!("vote → SSE event latency, {which}"),
+            value,
+            unit: "ms",
+            raw_name: format!("XADD → XREAD → pg_notify → LISTEN, {which}"),
+            raw_value: Some(raw_value),
+            goal: None,
+            note: format!(
+                "{} votes one at a time, from the 201 to the results event showing the vote; \
+                 the feed folds notifications into at most one read per 100 ms",
+                measured.samples
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Image archive sizes, when `votectl images build` has written them.
+fn image_sizes(args: &Args, report: &mut Report) {
+    let target = args
+        .images
+        .parent()
+        .map_or_else(|| PathBuf::from("target"), std::path::Path::to_path_buf);
+    let found = images::scan(&args.images, &target);
+    if found.is_empty() {
+        report.note(format!(
+            "Image sizes: not built (no {}/*.tar; `votectl images build` writes them).",
+            args.images.display()
+        ));
+        return;
+    }
+    const MIB: f64 = 1024.0 * 1024.0;
+    for image in found {
+        report.push(Figure {
+            name: format!("image size, {}", image.service),
+            value: image.archive_bytes as f64 / MIB,
+            unit: "MiB",
+            raw_name: "its release binary".into(),
+            raw_value: image.binary.as_ref().map(|(_, n)| *n as f64 / MIB),
+            goal: None,
+            note: match &image.binary {
+                Some((path, _)) => format!(
+                    "archive {}/{}.tar; binary {}",
+                    args.images.display(),
+                    image.service,
+                    path.display()
+                ),
+                None => "binary not found in target/".into(),
+            },
+        });
+    }
 }
 
 /// `votectl render` as a user runs it: a whole process (the release binary beside this one), 30 times.

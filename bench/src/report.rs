@@ -25,6 +25,7 @@ impl Figure {
                     if ratio >= goal { "met" } else { "not met" }
                 )
             }
+            (Some(raw), None) => format!("{:.2}×", self.value / raw),
             (None, Some(goal)) => format!(
                 "goal ≥ {goal:.0}: {}",
                 if self.value >= goal { "met" } else { "not met" }
@@ -39,6 +40,7 @@ impl Figure {
 pub struct Report {
     machine: String,
     figures: Vec<Figure>,
+    notes: Vec<String>,
 }
 
 impl Report {
@@ -46,6 +48,7 @@ impl Report {
         Self {
             machine,
             figures: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -53,13 +56,45 @@ impl Report {
         self.figures.push(figure);
     }
 
-    pub fn markdown(&self) -> String {
+    /// A line under the table (something that could not be measured, and why).
+    pub fn note(&mut self, line: String) {
+        self.notes.push(line);
+    }
+
+    /// The chart of every figure that has a raw limit.
+    pub fn svg(&self) -> String {
+        let bars: Vec<crate::chart::Bar> = self
+            .figures
+            .iter()
+            .filter_map(|f| {
+                Some(crate::chart::Bar {
+                    label: f.name.clone(),
+                    value: f.value,
+                    raw_label: f.raw_name.clone(),
+                    raw: f.raw_value?,
+                    unit: f.unit.to_owned(),
+                })
+            })
+            .collect();
+        crate::chart::svg(
+            "Each figure next to its raw limit, measured in the same run",
+            &bars,
+        )
+    }
+
+    /// The report; `chart` is the file name of the SVG written beside it, if any.
+    pub fn markdown(&self, chart: Option<&str>) -> String {
         let mut out = String::from(
             "# Benchmarks\n\nWritten by `make bench` (bench/): every figure is measured next to its raw \
              limit in the same run, on the same servers, because the machine is shared and noisy. \
              Nothing here is a timed test; a goal that is not met is reported, not hidden.\n\n",
         );
         out.push_str(&format!("Machine: {}\n\n", self.machine));
+        if let Some(chart) = chart {
+            out.push_str(&format!(
+                "![Each figure next to its raw limit]({chart})\n\n"
+            ));
+        }
         out.push_str(
             "| figure | value | compared with | ratio / goal | notes |\n|---|---|---|---|---|\n",
         );
@@ -79,6 +114,9 @@ impl Report {
                 f.verdict(),
                 f.note
             ));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("\n{note}\n"));
         }
         out
     }
