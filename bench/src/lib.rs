@@ -272,7 +272,7 @@ async fn drain(
         name: "consumer drain vs its own batch SQL".into(),
         value: rate,
         unit: "votes/s",
-        raw_name: format!("pgbench, consumer's batch statement, {batch} votes/tx, 1 connection"),
+        raw_name: format!("pgbench, same SQL, {batch} votes/tx, 1 connection"),
         raw_value: Some(raw),
         goal: None,
         note: format!(

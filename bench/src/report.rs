@@ -35,6 +35,17 @@ impl Figure {
     }
 }
 
+/// A figure as the table shows it: whole numbers from 100 up, one decimal below, two below 10.
+fn number(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// All figures of one run.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -100,16 +111,12 @@ impl Report {
         );
         for f in &self.figures {
             let raw = f.raw_value.map_or(f.raw_name.clone(), |v| {
-                format!("{}: {v:.0} {}", f.raw_name, f.unit)
+                format!("{}: {} {}", f.raw_name, number(v), f.unit)
             });
             out.push_str(&format!(
                 "| {} | {} {} | {raw} | {} | {} |\n",
                 f.name,
-                if f.value < 100.0 {
-                    format!("{:.1}", f.value)
-                } else {
-                    format!("{:.0}", f.value)
-                },
+                number(f.value),
                 f.unit,
                 f.verdict(),
                 f.note
