@@ -6,6 +6,7 @@
 //! checked something and found it wanting returns [`exit::FAILED`] itself.
 
 pub mod api;
+pub mod cluster;
 pub mod cmd;
 pub mod images;
 pub mod load;
