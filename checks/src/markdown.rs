@@ -79,7 +79,10 @@ const INTRO: &str = "\
 does (`--profile`, `-f FILE`, `--set key=value`, `--strict`), renders the objects, evaluates every
 check below against them and against what the values say they should be (image users, images,
 intended network flows), and prints each check's status with its findings: the object, the field
-and what is wrong. It applies nothing and contacts no cluster.
+and what is wrong. It applies nothing and contacts no cluster, unless asked: `--live [--context C]`
+runs the same checks on the objects deployed in a cluster (every NetworkPolicy, workload, Service,
+ServiceAccount and PodDisruptionBudget of the four namespaces; never Secrets), compared against the
+values given, which should be those the stack was deployed with.
 
 ```console
 $ votectl check
@@ -90,8 +93,9 @@ $ votectl check --catalogue -o markdown
 ```
 
 Exit codes: `0` every check passes, `1` at least one finding, `2` a usage error (bad values or
-flags; the message names the file, line, column and key). `-o table` (the default), `-o json` and
-`-o markdown` print the same results.
+flags, the message naming the file, line, column and key; or a kube config that does not load),
+`3` the cluster could not be read. `-o table` (the default), `-o json` and `-o markdown` print the
+same results.
 
 Every profile passes every check, and each check has a test that breaks a rendered object on
 purpose and expects that check to fail naming the object and the field. The network checks

@@ -201,6 +201,47 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
 }
 
 #[test]
+fn live_exits_2_for_a_kube_config_that_does_not_load_and_3_for_a_cluster_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    check(&["--live", "--context", "nowhere"])
+        .env("KUBECONFIG", dir.path().join("missing"))
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("context nowhere"));
+    check(&["--context", "x"]).assert().code(2).stdout("");
+    check(&["--catalogue", "--live"])
+        .assert()
+        .code(2)
+        .stdout("");
+
+    // An API server address on loopback where nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config");
+    fs::write(
+        &config,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dead\nclusters:\n- name: dead\n  \
+             cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: dead\n  context:\n    \
+             cluster: dead\n    user: dead\nusers:\n- name: dead\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    check(&["--live"])
+        .env("KUBECONFIG", &config)
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "cannot check the cluster: failed to read namespace voting-frontend",
+        ));
+}
+
+#[test]
 fn the_catalogue_lists_every_check_in_each_format() {
     let out = check(&["--catalogue", "-o", "json"]).assert().code(0);
     let json: Value = serde_json::from_str(&stdout_of(&out)).unwrap();

@@ -2,8 +2,9 @@
 //!
 //! Loads and renders the values exactly as `votectl render` does (same flags, same loader), then runs
 //! every check of `votectl_checks`' catalogue against the objects and what the values say they should
-//! be. Exit code 0 when every check passes, 1 on any finding, 2 for bad values or flags (nothing is
-//! printed on stdout then). `--catalogue` prints the checks themselves; with `-o markdown` that is
+//! be; with `--live`, against the objects read from a cluster (through [`crate::cluster`]) instead.
+//! Exit code 0 when every check passes, 1 on any finding, 2 for bad values or flags (nothing is
+//! printed on stdout then), 3 when the cluster cannot be read. `--catalogue` prints the checks themselves; with `-o markdown` that is
 //! docs/security.md, which a test keeps identical to this output.
 
 use std::io::Write;
@@ -15,7 +16,7 @@ use serde::Serialize;
 use votectl_checks::{Expectations, Input, Report, catalogue, markdown};
 
 use crate::cmd::render::{ValuesArgs, load_and_render};
-use crate::{Ctx, exit, output};
+use crate::{Ctx, cluster, exit, output};
 
 const HELP: &str = "\
 Each check has a stable id (POD-001, NET-002, …), a section, a severity, and
@@ -30,10 +31,18 @@ other pods in its namespaces, the namespaces the flows name, an unrelated
 namespace and the outside world, and reports each connection allowed but
 not intended and each intended but blocked.
 
-Exit codes: 0 every check passes, 1 any finding, 2 bad values or flags.
+With --live the same checks run on what is deployed: the Namespaces, and
+every NetworkPolicy, PodDisruptionBudget, ServiceAccount (but `default`),
+Service, Deployment and StatefulSet in them (never Secrets), compared
+against the values given, which should be those the stack was deployed
+with.
+
+Exit codes: 0 every check passes, 1 any finding, 2 bad values or flags (or
+a kube config that does not load), 3 the cluster could not be read.
 
 Examples:
   votectl check --profile kind
+  votectl check --profile kind --live --context kind-votes
   votectl check -f prod.yaml -o json | jq '.results[] | select(.findings != [])'
   votectl check --catalogue -o markdown > docs/security.md";
 
@@ -48,9 +57,16 @@ pub struct Args {
     /// Print the catalogue of checks instead of running them.
     #[arg(
         long,
-        conflicts_with_all = ["values", "set", "strict", "postgres_password_file", "generate_secret"]
+        conflicts_with_all = ["values", "set", "strict", "postgres_password_file", "generate_secret", "live"]
     )]
     pub catalogue: bool,
+    /// Check the objects deployed in the cluster instead of the rendered ones, against the same
+    /// values (pass the values they were deployed with).
+    #[arg(long)]
+    pub live: bool,
+    /// The kube context for --live (default: the kube config's current context).
+    #[arg(long, value_name = "CONTEXT", requires = "live")]
+    pub context: Option<String>,
 }
 
 /// `-o table|json|markdown`.
@@ -71,8 +87,25 @@ pub async fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let expected = Expectations::new(&values, args.input.profile);
+    let objects = if args.live {
+        // A kube config that does not load is a usage error; a cluster that does not answer
+        // leaves the question open.
+        let client = cluster::client(args.context.as_deref()).await?;
+        match cluster::objects::read(&client, &expected.namespaces.all()).await {
+            Ok(objects) => objects,
+            Err(err) => {
+                eprintln!(
+                    "error: {:#}",
+                    anyhow::Error::new(err).context("cannot check the cluster")
+                );
+                return Ok(exit::inconclusive());
+            }
+        }
+    } else {
+        rendered.objects
+    };
     let report = votectl_checks::run(&Input {
-        objects: &rendered.objects,
+        objects: &objects,
         expected: &expected,
     });
     print(&report_text(&report, args.output)?)?;
