@@ -67,7 +67,13 @@ async fn follow(response: reqwest::Response, totals: watch::Sender<Option<u64>>)
     }
 }
 
-/// `votes` votes one after the other; for each, the time from its 201 to the event showing it.
+/// How long to wait after a vote showed before sending the next: longer than the feed's coalescing
+/// window (100 ms), so each vote is measured on its own rather than queued behind the previous one's
+/// window (which is what back-to-back votes would measure instead).
+pub const GAP: Duration = Duration::from_millis(150);
+
+/// `votes` votes one after the other, [`GAP`] apart; for each, the time from its 201 to the event
+/// showing it.
 pub async fn vote_to_sse(api: &str, votes: u32) -> anyhow::Result<Percentiles> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     let response = http
@@ -102,6 +108,7 @@ pub async fn vote_to_sse(api: &str, votes: u32) -> anyhow::Result<Percentiles> {
         .await
         .with_context(|| format!("vote {i} never showed in the stream"))??;
         samples.push(acknowledged.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(GAP).await;
     }
     follower.abort();
     Ok(percentiles(samples))
