@@ -48,12 +48,17 @@ pub(crate) fn is_credential_name(name: &str) -> bool {
         "APIKEY",
         "API_KEY",
     ];
-    WORDS.iter().any(|w| upper.contains(w)) || upper.ends_with("_KEY") || upper == "KEY"
+    // `PASS` and `PW` only as whole words (`--pass`, `DB_PW`): inside other words they mean
+    // nothing (`PASSTHROUGH`, `PWD` is the working directory).
+    WORDS.iter().any(|w| upper.contains(w))
+        || upper.ends_with("_KEY")
+        || upper == "KEY"
+        || upper.split('_').any(|part| part == "PASS" || part == "PW")
 }
 
 /// A variable that names a file (`*_FILE`, `*_PATH`, `*_DIR`) holds a path, not the credential.
 fn names_a_file(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
+    let upper = name.to_ascii_uppercase().replace('-', "_");
     ["_FILE", "_PATH", "_DIR"]
         .iter()
         .any(|s| upper.ends_with(s))
@@ -278,4 +283,69 @@ pub(crate) fn password_file(input: &Input<'_>) -> Vec<Finding> {
     }
 
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn passwords_in_urls_are_found_and_plain_urls_are_not() {
+        assert!(has_url_password("postgres://u:pw@db:5432/votes"));
+        assert!(has_url_password("redis://:pw@redis:6379"));
+        assert!(has_url_password("x=1 http://a:b@h/p and more"));
+        assert!(!has_url_password("postgres://u@db:5432/votes"));
+        assert!(!has_url_password("postgres://u:@db/votes"));
+        assert!(!has_url_password("http://h:8080/a@b"));
+        assert!(!has_url_password("no url at all"));
+    }
+
+    #[test]
+    fn credential_names() {
+        for name in [
+            "PASSWORD",
+            "DB_PASSWORD",
+            "api-token",
+            "AWS_SECRET_ACCESS_KEY",
+            "requirepass",
+            "SIGNING_KEY",
+            "pass",
+            "DB_PW",
+        ] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for name in [
+            "DATABASE_URL",
+            "PGDATA",
+            "protected-mode",
+            "KEYBOARD",
+            "MONKEY_BUSINESS",
+        ] {
+            assert!(!is_credential_name(name), "{name}");
+        }
+        assert!(names_a_file("DATABASE_PASSWORD_FILE"));
+    }
+
+    #[test]
+    fn command_lines_with_credentials() {
+        let found = |list: &[&str]| {
+            command_problems(&words(list))
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found(&["redis-server", "--requirepass", "s3cret"]), [1]);
+        assert_eq!(found(&["app", "--password=s3cret"]), [1]);
+        assert_eq!(found(&["sh", "-c", "redis-cli --pass s3cret ping"]), [2]);
+        assert_eq!(found(&["app", "--db", "postgres://u:p@h/d"]), [2]);
+        // A flag without a value, a file, or the next flag is not a credential.
+        assert!(found(&["app", "--password", "--verbose"]).is_empty());
+        assert!(found(&["app", "--password-file=/run/secrets/pw"]).is_empty());
+        assert!(found(&["pg_isready", "-h", "127.0.0.1", "-U", "postgres"]).is_empty());
+        assert!(found(&["redis-server", "--protected-mode", "no"]).is_empty());
+    }
 }
