@@ -56,13 +56,19 @@ impl LocalStack {
             .arg(stack.state.root())
             .args(["up", "--local", "--detach", "--timeout", "120"])
             .args(["--vote-options", options]);
-        for (flag, port) in [
-            ("--redis-port", vote_testkit::free_port()),
-            ("--postgres-port", vote_testkit::free_port()),
-            ("--api-port", vote_testkit::free_port()),
-            ("--consumer-port", vote_testkit::free_port()),
-            ("--frontend-port", vote_testkit::free_port()),
-        ] {
+        let flags = [
+            "--redis-port",
+            "--postgres-port",
+            "--api-port",
+            "--consumer-port",
+            "--frontend-port",
+        ];
+        // Five distinct ports: the OS could hand the same free port out twice in a row.
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < flags.len() {
+            ports.insert(vote_testkit::free_port());
+        }
+        for (flag, port) in flags.iter().zip(ports) {
             command.arg(flag).arg(port.to_string());
         }
         let out = tokio::time::timeout(
