@@ -303,7 +303,7 @@ fn a_consumer_that_dead_letters_is_named_at_the_counting_hop_with_its_reason() {
 }
 
 #[test]
-fn without_a_runtime_or_with_a_cluster_context_it_is_a_usage_error() {
+fn without_a_runtime_or_with_an_unknown_context_it_is_a_usage_error() {
     let local = Local::new();
     let out = local.run(&["trace"]);
     assert_eq!(code(&out), 2, "{}", both(&out));
@@ -313,13 +313,21 @@ fn without_a_runtime_or_with_a_cluster_context_it_is_a_usage_error() {
         "{}",
         both(&out)
     );
-    let out = local.run(&["trace", "--context", "kind-kind"]);
+    // A context the kube config does not have: named, exit 2, nothing cast.
+    let kubeconfig = local.dir().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .unwrap();
+    let out = local
+        .cmd()
+        .args(["trace", "--context", "kind-nowhere"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 2, "{}", both(&out));
-    assert!(
-        text(&out.stderr).contains("not supported yet"),
-        "{}",
-        both(&out)
-    );
+    assert!(text(&out.stderr).contains("kind-nowhere"), "{}", both(&out));
     let out = local.run(&["trace", "--timeout-per-hop", "forever"]);
     assert_eq!(code(&out), 2, "{}", both(&out));
     assert!(

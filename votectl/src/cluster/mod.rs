@@ -2,9 +2,11 @@
 //! of the application's objects into the same types `votectl render` produces.
 //!
 //! Invariants: nothing outside this module holds a `kube::Client` it built itself; reads never touch
-//! Secrets (no check needs their data, so it never leaves the cluster).
+//! Secrets (no check needs their data, so it never leaves the cluster), except the one PostgreSQL
+//! password `trace` needs to look at the database through a port-forward ([`portforward`]).
 
 pub mod objects;
+pub mod portforward;
 
 use kube::config::{KubeConfigOptions, KubeconfigError};
 

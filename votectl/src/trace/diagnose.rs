@@ -151,6 +151,14 @@ pub async fn gather(
             answer: answer.err().unwrap_or_else(|| "ready".to_owned()),
         });
     }
+    for (service, why) in &target.unreachable {
+        evidence.ready.push(ReadyAnswer {
+            service: service.clone(),
+            url: String::new(),
+            ready: false,
+            answer: why.clone(),
+        });
+    }
     if let Some(processes) = &target.processes {
         evidence.processes = processes();
     }
@@ -365,6 +373,7 @@ mod tests {
             postgres: "postgres://postgres@127.0.0.1:3/votes".parse().unwrap(),
             postgres_display: "postgres://postgres@127.0.0.1:3/votes".into(),
             services: Vec::new(),
+            unreachable: Vec::new(),
             processes: None,
             options: Vec::new(),
             keep_alive: Vec::new(),

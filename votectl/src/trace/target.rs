@@ -11,6 +11,10 @@ use std::str::FromStr;
 use anyhow::Context;
 use serde::Serialize;
 
+use vote_contract::deploy;
+use vote_contract::settings::port;
+use votectl_manifests::{Namespaces, Values};
+
 use crate::local::{Component, Runtime, StateDir};
 
 /// Where the stack runs, for the commands suggested next.
@@ -46,6 +50,8 @@ pub struct Target {
     pub postgres_display: String,
     /// Services whose `/ready` is part of the evidence: (name, base URL).
     pub services: Vec<(String, String)>,
+    /// Services that could not be reached at all: (name, why), shown beside the `/ready` answers.
+    pub unreachable: Vec<(String, String)>,
     /// Looks up the processes again when evidence is gathered (local runtime only).
     pub processes: Option<Box<dyn Fn() -> Vec<ProcessState> + Send + Sync>>,
     /// The vote options the stack was started with, when known.
@@ -122,9 +128,89 @@ impl Target {
             postgres,
             postgres_display: vote_contract::settings::redact(&postgres_url),
             services,
+            unreachable: Vec::new(),
             processes: Some(Box::new(processes)),
             options: runtime.vote_options.clone(),
             keep_alive: Vec::new(),
+        })
+    }
+
+    /// The application in the cluster of `context`, as `values` deploy it: Redis, PostgreSQL and the
+    /// services reached through port-forwards to running pods, PostgreSQL's password read from the
+    /// Secret the values name. Nothing in the cluster is changed.
+    pub async fn cluster(context: &str, values: &Values) -> anyhow::Result<Self> {
+        use crate::cluster::portforward::{self, Forward};
+
+        anyhow::ensure!(
+            values.redis.url.in_cluster() && values.postgresql.url.in_cluster(),
+            "trace reaches the in-cluster Redis and PostgreSQL only; the values point at {} and {}",
+            values.redis.url,
+            values.postgresql.url
+        );
+        let client = crate::cluster::client(Some(context)).await?;
+        let namespaces = Namespaces::of(values);
+        let mut keep_alive: Vec<Box<dyn Send + Sync>> = Vec::new();
+        // A forward to `port` of a running pod of `component`: its local base address.
+        let mut forward = async |namespace: &str, component: &str, port: u16| {
+            let pod = portforward::running_pod(&client, namespace, component).await?;
+            let forward = Forward::start(&client, namespace, &pod, port).await?;
+            let local = forward.local();
+            keep_alive.push(Box::new(forward));
+            Ok::<_, portforward::Error>(local)
+        };
+        let redis = forward(&namespaces.data, "redis", port::REDIS).await?;
+        let postgres_at = forward(&namespaces.data, "postgres", port::POSTGRES).await?;
+        let api = forward(&namespaces.api, deploy::API, port::API).await?;
+        let mut services = vec![(deploy::API.to_owned(), format!("http://{api}"))];
+        let mut unreachable = Vec::new();
+        for (namespace, name, port) in [
+            (&namespaces.consumer, deploy::CONSUMER, port::CONSUMER),
+            (&namespaces.frontend, deploy::FRONTEND, port::FRONTEND),
+        ] {
+            match forward(namespace, name, port).await {
+                Ok(local) => services.push((name.to_owned(), format!("http://{local}"))),
+                Err(e) => unreachable.push((name.to_owned(), e.to_string())),
+            }
+        }
+        let password = portforward::secret_text(
+            &client,
+            &namespaces.data,
+            values.postgresql.password_secret.as_str(),
+            votectl_manifests::render::PASSWORD_KEY,
+        )
+        .await?;
+        let mut postgres = tokio_postgres::Config::new();
+        postgres
+            .host(postgres_at.ip().to_string())
+            .port(postgres_at.port())
+            .user(values.postgresql.url.user())
+            .dbname(values.postgresql.url.database())
+            .password(password);
+        let postgres_display = format!(
+            "postgres://{}@{postgres_at}/{} (port-forward to {}/postgres)",
+            values.postgresql.url.user(),
+            values.postgresql.url.database(),
+            namespaces.data
+        );
+        Ok(Self {
+            place: Place::Cluster {
+                context: context.to_owned(),
+                namespaces: [
+                    namespaces.frontend.clone(),
+                    namespaces.api.clone(),
+                    namespaces.consumer.clone(),
+                    namespaces.data.clone(),
+                ],
+            },
+            api: format!("http://{api}"),
+            redis_url: format!("redis://{redis}"),
+            postgres,
+            postgres_display,
+            services,
+            unreachable,
+            processes: None,
+            options: values.vote_options.names(),
+            keep_alive,
         })
     }
 
@@ -159,13 +245,9 @@ impl Target {
     pub fn status_command(&self) -> String {
         match &self.place {
             Place::Local { state_dir_flag } => format!("votectl {state_dir_flag}status"),
-            Place::Cluster {
-                context,
-                namespaces,
-            } => format!(
-                "kubectl --context {context} get pods -n {} ; kubectl --context {context} get pods -n {} ; \
-                 kubectl --context {context} get pods -n {} ; kubectl --context {context} get pods -n {}",
-                namespaces[0], namespaces[1], namespaces[2], namespaces[3]
+            Place::Cluster { context, .. } => format!(
+                "kubectl --context {context} get pods -A -l app.kubernetes.io/part-of={}",
+                votectl_manifests::render::PART_OF
             ),
         }
     }
@@ -233,6 +315,50 @@ mod tests {
         assert_eq!(shell_quote("/tmp/x-1"), "/tmp/x-1");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn in_a_cluster_the_next_commands_are_kubectl_in_the_right_namespace() {
+        let target = Target {
+            place: Place::Cluster {
+                context: "kind-votes".into(),
+                namespaces: [
+                    "a-voting-frontend".into(),
+                    "a-voting-api".into(),
+                    "a-voting-consumer".into(),
+                    "a-voting-data".into(),
+                ],
+            },
+            api: "http://127.0.0.1:1".into(),
+            redis_url: "redis://127.0.0.1:2".into(),
+            postgres: tokio_postgres::Config::new(),
+            postgres_display: String::new(),
+            services: Vec::new(),
+            unreachable: Vec::new(),
+            processes: None,
+            options: Vec::new(),
+            keep_alive: Vec::new(),
+        };
+        assert_eq!(
+            target.logs_command("consumer"),
+            "kubectl --context kind-votes -n a-voting-consumer logs deployment/consumer"
+        );
+        assert_eq!(
+            target.logs_command("postgres"),
+            "kubectl --context kind-votes -n a-voting-data logs statefulset/postgres"
+        );
+        assert_eq!(
+            target.restart_command("consumer"),
+            "kubectl --context kind-votes -n a-voting-consumer rollout restart deployment/consumer"
+        );
+        assert_eq!(
+            target.status_command(),
+            "kubectl --context kind-votes get pods -A -l app.kubernetes.io/part-of=voting-app"
+        );
+        assert_eq!(
+            target.votectl("trace"),
+            "votectl trace --context kind-votes"
+        );
     }
 
     #[test]
