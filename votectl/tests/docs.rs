@@ -92,6 +92,7 @@ fn parse(file: &str, text: &str) -> (Vec<Block>, Vec<(usize, String)>) {
     let mut inline = Vec::new();
     let mut open: Option<(String, Block)> = None;
     let mut last_marker: Option<(usize, Marker)> = None;
+    let mut paragraph: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if let Some((fence, mut block)) = open.take() {
@@ -105,6 +106,7 @@ fn parse(file: &str, text: &str) -> (Vec<Block>, Vec<(usize, String)>) {
             continue;
         }
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            spans_of(&mut paragraph, &mut inline);
             let fence: String = trimmed
                 .chars()
                 .take_while(|c| *c == '`' || *c == '~')
@@ -129,28 +131,47 @@ fn parse(file: &str, text: &str) -> (Vec<Block>, Vec<(usize, String)>) {
         }
         if let Some(m) = marker(line) {
             last_marker = Some((i, m));
-        } else if line.trim().is_empty() {
-            if let Some((at, _)) = &mut last_marker
-                && *at + 1 == i
-            {
-                // A blank line between marker and fence is allowed.
-                *at = i;
-            }
+        } else if line.trim().is_empty()
+            && let Some((at, _)) = &mut last_marker
+            && *at + 1 == i
+        {
+            // A blank line between marker and fence is allowed.
+            *at = i;
         }
-        let mut rest = line;
-        while let Some(start) = rest.find('`') {
-            let after = &rest[start + 1..];
-            let Some(end) = after.find('`') else { break };
-            let span = &after[..end];
-            // The bare program name is a name, not a command.
-            if span.starts_with("votectl ") {
-                inline.push((i + 1, span.to_owned()));
+        // Inline code may wrap: spans are looked for in whole paragraphs.
+        if line.trim().is_empty() {
+            spans_of(&mut paragraph, &mut inline);
+        } else {
+            if paragraph.is_none() {
+                paragraph = Some((i + 1, String::new()));
             }
-            rest = &after[end + 1..];
+            if let Some((_, text)) = &mut paragraph {
+                text.push_str(line.trim());
+                text.push(' ');
+            }
         }
     }
+    spans_of(&mut paragraph, &mut inline);
     assert!(open.is_none(), "{file}: a code fence is never closed");
     (blocks, inline)
+}
+
+/// Moves the `votectl …` inline code spans of a finished paragraph (first line, text) to `inline`.
+fn spans_of(paragraph: &mut Option<(usize, String)>, inline: &mut Vec<(usize, String)>) {
+    let Some((line, text)) = paragraph.take() else {
+        return;
+    };
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find('`') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('`') else { break };
+        let span = after[..end].trim();
+        // The bare program name is a name, not a command.
+        if span.starts_with("votectl ") {
+            inline.push((line, span.to_owned()));
+        }
+        rest = &after[end + 1..];
+    }
 }
 
 /// Splits shell text into words, keeping the operators `|`, `||`, `&&`, `;`, `>`, `<`, `2>` … as
@@ -324,11 +345,17 @@ fn the_parser_helpers_split_commands_like_a_shell() {
     assert_eq!(marker("<!-- something else -->"), None);
     let (blocks, inline) = parse(
         "x.md",
-        "Run `votectl status` now.\n<!-- docs-check -->\n\n```sh\nvotectl status\n```\n```sh\nls\n```\n",
+        "Run `votectl status` now, or `votectl\nlogs api`.\n<!-- docs-check -->\n\n```sh\nvotectl status\n```\n```sh\nls\n```\n",
     );
-    assert_eq!(inline, [(1, "votectl status".to_owned())]);
+    assert_eq!(
+        inline,
+        [
+            (1, "votectl status".to_owned()),
+            (1, "votectl logs api".to_owned())
+        ]
+    );
     assert_eq!(blocks[0].marker, Marker::Run);
-    assert_eq!(blocks[0].line, 4);
+    assert_eq!(blocks[0].line, 5);
     assert_eq!(blocks[1].marker, Marker::None);
     assert!(parses(&["votectl".into(), "trace".into(), "--frobnicate".into()]).is_err());
     assert!(parses(&["votectl".into(), "trace".into(), "--help".into()]).is_ok());
