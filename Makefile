@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up test bench e2e security-doc fmt lint
+.PHONY: setup build up test bench e2e docs-check security-doc fmt lint
 
 ## Install missing system packages (as root), toolchain targets and test tools.
 setup:
@@ -32,6 +32,10 @@ bench: setup
 ## Cluster tests (marked ignored) against the cluster of the current KUBECONFIG.
 e2e:
 	$(CARGO) test --workspace -- --ignored
+
+## Run every command the docs show; compare their generated parts with the manifests.
+docs-check:
+	$(CARGO) test -p votectl --test docs
 
 ## Regenerate docs/security.md from the checklist's catalogue (a test compares them).
 security-doc:
