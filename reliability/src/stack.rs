@@ -190,18 +190,22 @@ impl LocalStack {
         let started = Instant::now();
         let ready = format!("{url}/ready");
         loop {
-            let ok = self
+            let last = match self
                 .http
                 .get(&ready)
-                .timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
                 .send()
                 .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return Ok(started.elapsed());
-            }
+            {
+                Ok(r) if r.status().is_success() => return Ok(started.elapsed()),
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => crate::load::root_cause(&e),
+            };
             if started.elapsed() > deadline {
-                bail!("{ready} did not answer 200 within {}s", deadline.as_secs());
+                bail!(
+                    "{ready} did not answer 200 within {}s (last: {last})",
+                    deadline.as_secs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

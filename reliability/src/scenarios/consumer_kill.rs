@@ -66,11 +66,20 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
                 None,
             )?);
         }
-        ready_after.push(
-            stack
-                .wait_ready(&consumer_url, Duration::from_secs(60))
-                .await?,
-        );
+        match stack
+            .wait_ready(&consumer_url, Duration::from_secs(120))
+            .await
+        {
+            Ok(took) => ready_after.push(took),
+            Err(e) => {
+                let alive = stack.pid(Component::Consumer)?.is_alive();
+                anyhow::bail!(
+                    "after kill {} of {kills}: {e:#} (the restarted consumer is {})",
+                    i + 1,
+                    if alive { "running" } else { "gone" }
+                );
+            }
+        }
     }
     let report = load.await?;
     figures.note(format!(

@@ -75,7 +75,7 @@ impl Scenario {
         let stack = LocalStack::start(&ctx.votectl, OPTIONS)
             .await
             .context("failed to start the local runtime")?;
-        let mut figures = match self {
+        let outcome = match self {
             Self::ConsumerKill => consumer_kill::run(ctx, &stack).await,
             Self::RedisRestart => redis_outage::run(ctx, &stack, false).await,
             Self::RedisKill => redis_outage::run(ctx, &stack, true).await,
@@ -84,7 +84,13 @@ impl Scenario {
             Self::Malformed => malformed::run(ctx, &stack).await,
             Self::Fuzz => fuzz::run(ctx, &stack).await,
             Self::SseClients => sse_clients::run(ctx, &stack).await,
-        }?;
+        };
+        // A scenario that could not finish still shows what the logs said before the stack goes.
+        let mut figures = outcome.unwrap_or_else(|e| {
+            let mut f = Figures::new(self.name());
+            f.failures.push(format!("could not finish: {e:#}"));
+            f
+        });
         figures.scenario = self.name().to_owned();
         if !figures.passed() {
             for (log, tail) in stack.log_tails(8) {
