@@ -16,7 +16,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod trace_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
-use trace_support::{Local, both, code, one_stack_at_a_time, votectl_exe};
+use support::{Local, both, code, one_stack_at_a_time, votectl_exe};
 use votectl_manifests::{Component, Flow, Layers, Namespaces, Peer};
 
 fn docs_dir() -> PathBuf {

@@ -6,215 +6,18 @@
 //! profile as this test's votectl (a no-op when they are up to date). Set `VOTECTL_TEST_BIN_DIR` to
 //! use binaries from elsewhere instead. Each stack gets its own state directory and explicit free
 //! ports, and a guard runs `down --purge` when the test ends, pass or fail. Tests that start a stack
-//! take turns (the machine may have two cores).
+//! take turns (the machine may have two cores). The harness is `support`, shared with the trace and
+//! docs tests.
 
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// One stack at a time.
-static STACKS: Mutex<()> = Mutex::new(());
-
-fn one_stack_at_a_time() -> MutexGuard<'static, ()> {
-    STACKS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn votectl_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_votectl"))
-}
-
-/// The directory holding current service binaries (built on first use).
-fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("VOTECTL_TEST_BIN_DIR") {
-            return PathBuf::from(dir);
-        }
-        let exe = votectl_exe();
-        let profile_dir = exe.parent().unwrap().to_path_buf();
-        let profile = profile_dir
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let target_dir = profile_dir.parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-        let mut build = Command::new(cargo);
-        build
-            .args([
-                "build",
-                "-p",
-                "vote-api",
-                "-p",
-                "vote-consumer",
-                "-p",
-                "vote-frontend",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile != "debug" {
-            build.args(["--profile", &profile]);
-        }
-        let status = build
-            .status()
-            .expect("running cargo build for the services");
-        assert!(status.success(), "building the service binaries failed");
-        profile_dir
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A state directory with its own ports; `down --purge` runs when it is dropped.
-struct Local {
-    _tmp: tempfile::TempDir,
-    state: PathBuf,
-    ports: [u16; 5],
-}
-
-impl Local {
-    fn new() -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("votectl-local-")
-            .tempdir()
-            .unwrap();
-        // PostgreSQL runs as the postgres user when the tests run as root: it must reach the state dir.
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let state = tmp.path().join("state");
-        let mut ports = [0; 5];
-        for i in 0..ports.len() {
-            ports[i] = loop {
-                let p = free_port();
-                if !ports.contains(&p) {
-                    break p;
-                }
-            };
-        }
-        Self {
-            _tmp: tmp,
-            state,
-            ports,
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new(votectl_exe());
-        cmd.arg("--state-dir")
-            .arg(&self.state)
-            .env_remove("VOTECTL_API_URL")
-            .env_remove("VOTECTL_STATE_DIR");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn up_args(&self) -> Vec<String> {
-        let [redis, postgres, api, consumer, frontend] = self.ports;
-        [
-            "up",
-            "--local",
-            "--bin-dir",
-            bin_dir().to_str().unwrap(),
-            "--redis-port",
-            &redis.to_string(),
-            "--postgres-port",
-            &postgres.to_string(),
-            "--api-port",
-            &api.to_string(),
-            "--consumer-port",
-            &consumer.to_string(),
-            "--frontend-port",
-            &frontend.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-
-    fn up_detached(&self) -> Output {
-        let mut args = self.up_args();
-        args.push("--detach".into());
-        self.cmd().args(&args).output().unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> (Value, Output) {
-        let out = self.run(args);
-        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "votectl {args:?} did not print JSON ({e}): {}\n{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            )
-        });
-        (value, out)
-    }
-
-    fn count(&self, option: &str) -> u64 {
-        let (results, out) = self.json(&["results", "-o", "json"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        results["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["option"] == option)
-            .unwrap_or_else(|| panic!("{option} missing from {results}"))["count"]
-            .as_u64()
-            .unwrap()
-    }
-
-    /// Polls until `option` has `expected` votes (the consumer counts asynchronously).
-    fn wait_count(&self, option: &str, expected: u64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let count = self.count(option);
-            if count == expected {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{option} stayed at {count}, expected {expected}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn runtime(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.state.join("runtime.json")).unwrap())
-            .unwrap()
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        self.runtime()["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| u32::try_from(c["pid"].as_u64().unwrap()).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = self.run(&["down", "--purge"]);
-    }
-}
+use support::{Local, alive, bin_dir, code, free_port, kill, one_stack_at_a_time, text, wait_dead};
 
 /// The lines a child writes, as they come.
 fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
@@ -231,30 +34,6 @@ fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Rec
         }
     });
     rx
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
-}
-
-fn wait_dead(pids: &[u32]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids.iter().any(|p| alive(*p)) {
-        assert!(Instant::now() < deadline, "still running: {pids:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -464,7 +243,8 @@ fn foreground_up_stops_everything_on_ctrl_c_and_keeps_the_data() {
     let local = Local::new();
     let mut child = local
         .cmd()
-        .args(local.up_args())
+        .args(["up", "--local"])
+        .args(local.pinning_args())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -491,11 +271,7 @@ fn foreground_up_stops_everything_on_ctrl_c_and_keeps_the_data() {
     let pids = local.pids();
 
     // What a terminal's Ctrl-C does: SIGINT to votectl (the children have their own process groups).
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    kill("INT", child.id());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let err = text(&out.stderr);

@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod trace_support;
+mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use trace_support::{Child, Local, both, code, kill, one_stack_at_a_time, text, wait_dead};
+use support::{Child, Local, both, code, kill, one_stack_at_a_time, text, wait_dead};
 use vote_contract::settings::var;
 
 /// A timeout short enough for quick failures, long enough for a loaded machine to pass a healthy hop.
@@ -116,7 +116,7 @@ fn a_stopped_consumer_is_named_at_the_delivery_hop() {
     local.up();
     let consumer = local.pid("consumer");
     kill("TERM", consumer);
-    wait_dead(consumer);
+    wait_dead(&[consumer]);
 
     let (exit, report, out) = local.trace_json(&["--timeout-per-hop", SHORT]);
     assert_eq!(exit, 1, "{}", both(&out));
@@ -186,7 +186,7 @@ fn a_stopped_postgres_is_named_at_the_counting_hop() {
     let postgres = local.pid("postgres");
     // Fast shutdown: PostgreSQL does not wait for the services' connections.
     kill("INT", postgres);
-    wait_dead(postgres);
+    wait_dead(&[postgres]);
 
     let (exit, report, out) = local.trace_json(&["--option", "dogs", "--timeout-per-hop", SHORT]);
     assert_eq!(exit, 1, "{}", both(&out));
@@ -240,7 +240,7 @@ fn a_consumer_that_dead_letters_is_named_at_the_counting_hop_with_its_reason() {
     let record = local.component("consumer");
     let pid = local.pid("consumer");
     kill("TERM", pid);
-    wait_dead(pid);
+    wait_dead(&[pid]);
     let program = record["program"].as_str().unwrap().to_owned();
     let log = std::fs::File::create(local.dir().join("consumer-cats-only.log")).unwrap();
     let _consumer = Child(
@@ -257,7 +257,7 @@ fn a_consumer_that_dead_letters_is_named_at_the_counting_hop_with_its_reason() {
             .spawn()
             .unwrap(),
     );
-    trace_support::wait_http_ok(
+    support::wait_http_ok(
         &format!("{}/ready", record["url"].as_str().unwrap()),
         Duration::from_secs(30),
     );

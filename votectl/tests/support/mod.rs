@@ -1,5 +1,7 @@
-//! A local stack for the trace and documentation tests: `votectl up --local --detach` in a temporary
-//! state directory on free loopback ports, with `down --purge` when dropped (pass or fail).
+//! The local-stack harness shared by votectl's integration tests (`local`, `trace`, `docs`):
+//! `votectl up --local` against the real binaries (redis-server and PostgreSQL from the system, the
+//! workspace's vote-api, vote-consumer and vote-frontend) in a temporary state directory on free
+//! loopback ports, with `down --purge` when dropped (pass or fail).
 //!
 //! The service binaries must be current, so the first stack runs `cargo build -p vote-api -p
 //! vote-consumer -p vote-frontend` into the same target directory and profile as this test's votectl
@@ -116,10 +118,11 @@ pub fn alive(pid: u32) -> bool {
     })
 }
 
-pub fn wait_dead(pid: u32) {
+/// Waits until none of `pids` runs, or panics after 30 s.
+pub fn wait_dead(pids: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "pid {pid} still running");
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "still running: {pids:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -145,7 +148,7 @@ pub struct Local {
 impl Local {
     pub fn new() -> Self {
         let tmp = tempfile::Builder::new()
-            .prefix("votectl-trace-")
+            .prefix("votectl-test-")
             .tempdir()
             .unwrap();
         // PostgreSQL runs as the postgres user when the tests run as root: it must reach the state dir.
@@ -194,15 +197,28 @@ impl Local {
         .to_vec()
     }
 
-    /// Starts the stack in the background; panics with its output if that fails.
-    pub fn up(&self) {
-        let out = self
-            .cmd()
+    /// `up --local --detach` with this stack's binaries and ports, whatever it answers.
+    pub fn up_detached(&self) -> Output {
+        self.cmd()
             .args(["up", "--local", "--detach"])
             .args(self.pinning_args())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Starts the stack in the background; panics with its output if that fails.
+    pub fn up(&self) {
+        let out = self.up_detached();
         assert_eq!(code(&out), 0, "up failed: {}", both(&out));
+    }
+
+    /// `votectl ARGS`, its stdout parsed as JSON (panics with the output if it is not).
+    pub fn json(&self, args: &[&str]) -> (Value, Output) {
+        let out = self.run(args);
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("votectl {args:?} did not print JSON ({e}): {}", both(&out))
+        });
+        (value, out)
     }
 
     pub fn runtime(&self) -> Value {
@@ -222,7 +238,17 @@ impl Local {
     }
 
     pub fn pid(&self, name: &str) -> u32 {
-        u32::try_from(self.component(name)["pid"].as_u64().unwrap()).unwrap()
+        pid_of(&self.component(name))
+    }
+
+    /// The PIDs of every component in runtime.json.
+    pub fn pids(&self) -> Vec<u32> {
+        self.runtime()["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(pid_of)
+            .collect()
     }
 
     pub fn url(&self, name: &str) -> String {
@@ -231,9 +257,8 @@ impl Local {
 
     /// The count of `option` as `votectl results` shows it.
     pub fn count(&self, option: &str) -> u64 {
-        let out = self.run(&["results", "-o", "json"]);
+        let (results, out) = self.json(&["results", "-o", "json"]);
         assert_eq!(code(&out), 0, "{}", both(&out));
-        let results: Value = serde_json::from_slice(&out.stdout).unwrap();
         results["results"]
             .as_array()
             .unwrap()
@@ -244,19 +269,33 @@ impl Local {
             .unwrap()
     }
 
+    /// Polls until `option` has `expected` votes (the consumer counts asynchronously).
+    pub fn wait_count(&self, option: &str, expected: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let count = self.count(option);
+            if count == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{option} stayed at {count}, expected {expected}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `votectl trace ARGS -o json`: the exit code and the parsed report.
     pub fn trace_json(&self, args: &[&str]) -> (i32, Value, Output) {
-        let out = self
-            .cmd()
-            .arg("trace")
-            .args(args)
-            .args(["-o", "json"])
-            .output()
-            .unwrap();
-        let report = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("trace did not print JSON ({e}): {}", both(&out)));
+        let args: Vec<&str> = [&["trace"], args, &["-o", "json"]].concat();
+        let (report, out) = self.json(&args);
         (code(&out), report, out)
     }
+}
+
+/// The `pid` of a runtime.json component record.
+fn pid_of(component: &Value) -> u32 {
+    u32::try_from(component["pid"].as_u64().unwrap()).unwrap()
 }
 
 impl Drop for Local {
