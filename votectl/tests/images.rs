@@ -50,11 +50,14 @@ fn json_of(cmd: &mut Command) -> Value {
     serde_json::from_slice(&output.stdout).expect("the tool prints JSON")
 }
 
-/// All four images from a real `votectl images build` (which runs `cargo build --locked --release`).
+/// All four images from a real `votectl images build` (which runs `cargo build --locked --release`),
+/// in a directory of this process: other test processes of the same checkout may run at the same time.
 fn release_images() -> &'static (PathBuf, Vec<BuiltImage>) {
     static BUILT: OnceLock<(PathBuf, Vec<BuiltImage>)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("images-release");
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_release_dirs(&tmp);
+        let out = tmp.join(format!("images-release-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let output = run(Command::new(env!("CARGO_BIN_EXE_votectl"))
             .current_dir(workspace_root())
@@ -65,6 +68,38 @@ fn release_images() -> &'static (PathBuf, Vec<BuiltImage>) {
         assert_eq!(images::read_index(&out).unwrap(), sorted(built.clone()));
         (out, built)
     })
+}
+
+/// Removes `images-release-<pid>` directories of test processes that are gone.
+fn remove_stale_release_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("images-release-")
+            && pid.parse::<u32>().is_ok()
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Held by every test that loads images into podman, across test processes (an flock): images
+/// are named by their content, so `podman rmi -f` in one test's cleanup would otherwise remove the
+/// images, and their containers, from under another test.
+fn podman_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("images-podman.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .unwrap()
 }
 
 fn sorted(mut images: Vec<BuiltImage>) -> Vec<BuiltImage> {
@@ -141,17 +176,14 @@ fn layers(archive: &Path) -> Vec<TarEntries> {
         .collect()
 }
 
-/// Held by each test that loads the release images into podman: `podman rmi -f` in one test's
-/// cleanup would otherwise remove the images, and their containers, from under another.
-static RELEASE_IN_PODMAN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Removes podman images (by reference) when dropped.
 struct PodmanImages(Vec<String>);
 
 impl Drop for PodmanImages {
     fn drop(&mut self) {
         for image in &self.0 {
-            let _ = Command::new("podman").args(["rmi", "-f", image]).output();
+            // Not `-f`: an image still used by a container (of another test process) stays.
+            let _ = Command::new("podman").args(["rmi", image]).output();
         }
     }
 }
@@ -289,6 +321,7 @@ fn a_dynamic_binary_gets_its_loader_and_libraries_and_runs() {
     );
     assert!(base.contains_key("etc/nsswitch.conf"));
 
+    let _serial = podman_lock();
     let _cleanup = PodmanImages(vec![podman_name(&image)]);
     run(Command::new("podman").arg("load").arg("-i").arg(&archive));
     let output = run(hardened_run(false, None, &[])
@@ -447,7 +480,7 @@ fn sha(bytes: &[u8]) -> String {
 #[test]
 fn skopeo_and_podman_accept_every_archive() {
     let (dir, built) = release_images();
-    let _serial = RELEASE_IN_PODMAN.blocking_lock();
+    let _serial = podman_lock();
     let cleanup = PodmanImages(built.iter().map(podman_name).collect());
     for image in built {
         let archive = dir.join(&image.archive);
@@ -531,7 +564,7 @@ async fn every_image_runs_hardened_under_podman_and_answers_health() {
     let (dir, built) = release_images();
     let by_service: BTreeMap<&str, &BuiltImage> =
         built.iter().map(|i| (i.service.as_str(), i)).collect();
-    let _serial = RELEASE_IN_PODMAN.lock().await;
+    let _serial = tokio::task::spawn_blocking(podman_lock).await.unwrap();
     let _cleanup = PodmanImages(built.iter().map(podman_name).collect());
     for image in built {
         run(Command::new("podman")
@@ -711,6 +744,7 @@ fn load_names_a_missing_loader_in_one_line_and_exits_2() {
 fn load_into_podman_loads_what_build_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let image = small_image(dir.path(), 1_700_000_200);
+    let _serial = podman_lock();
     let _cleanup = PodmanImages(vec![podman_name(&image)]);
     let output = run(votectl()
         .args(["images", "load", "--into", "podman", "--dir"])
