@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up test bench e2e docs-check security-doc fmt lint
+.PHONY: setup build up test bench images docker-images e2e docs-check security-doc fmt lint
 
 ## Install missing system packages (as root), toolchain targets and test tools.
 setup:
@@ -28,6 +28,14 @@ test:
 bench: setup
 	$(CARGO) build --release -p votectl
 	$(CARGO) run --release -p vote-bench -- --out docs/benchmarks.md
+
+## OCI + docker-save image archives without a container engine (target/images/).
+images:
+	$(CARGO) run -q -p votectl -- images build
+
+## The same images with Docker, base images pinned by digest (needs a Docker engine).
+docker-images:
+	bash docker/build-images.sh
 
 ## Cluster tests (marked ignored) against the cluster of the current KUBECONFIG.
 e2e:
