@@ -135,6 +135,9 @@ async fn intake(
     let server = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
     wait_ready(&url).await?;
 
+    // A short unmeasured run first: whichever policy went first would otherwise also pay for the
+    // cold start (connections, allocator, caches) and look slower than it is.
+    tools::wrk_post_vote(&url, args.concurrency, 2).await?;
     let mut con = redis.connection().await;
     let before: u64 = redis::cmd("XLEN").arg(STREAM).query_async(&mut con).await?;
     let api = tools::wrk_post_vote(&url, args.concurrency, args.seconds).await?;
