@@ -15,7 +15,9 @@ pub struct Figures {
     pub counted: u64,
     pub lost: u64,
     pub doubled: u64,
-    /// From the end of the fault to every acknowledged vote counted.
+    /// From the end of the fault until the consumer had counted as many votes as were acknowledged
+    /// by then (two consumers: until the killed one's entries were claimed; scenarios without a
+    /// fault: until every acknowledged vote was counted).
     pub recover: Option<Duration>,
     /// Scenario-specific measurements, one line each.
     pub notes: Vec<String>,
