@@ -63,10 +63,9 @@ impl LocalStack {
             "--consumer-port",
             "--frontend-port",
         ];
-        // Five distinct ports: the OS could hand the same free port out twice in a row.
         let mut ports = std::collections::BTreeSet::new();
         while ports.len() < flags.len() {
-            ports.insert(vote_testkit::free_port());
+            ports.insert(listen_port(&ports)?);
         }
         for (flag, port) in flags.iter().zip(ports) {
             command.arg(flag).arg(port.to_string());
@@ -255,6 +254,42 @@ impl LocalStack {
     }
 }
 
+/// The kernel's range of ephemeral ports (`ip_local_port_range`), from which outgoing connections
+/// take their local port.
+pub fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// A free port on 127.0.0.1 for a server the suite kills and starts again, outside the ephemeral
+/// range and not in `taken`.
+///
+/// A port from the ephemeral range (what binding port 0 hands out) can be taken, while its server
+/// is down, as the local port of one of the many outgoing connections a load opens; the restarted
+/// server then fails with "address in use". Ports below the range are never handed out that way.
+pub fn listen_port(taken: &std::collections::BTreeSet<u16>) -> anyhow::Result<u16> {
+    let (low, _) = ephemeral_range();
+    let floor = 10_000u16.min(low.saturating_sub(1000));
+    let span = u32::from(low.saturating_sub(floor)).max(1);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for i in 0..span {
+        let offset = u16::try_from((seed.wrapping_add(i.wrapping_mul(7_919))) % span).unwrap_or(0);
+        let port = floor + offset;
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port on 127.0.0.1 between {floor} and {low}")
+}
+
 /// Polls `ready` every 100 ms until it is true; the time it took, or an error at `deadline`.
 pub async fn wait_until<F, Fut>(deadline: Duration, mut ready: F) -> anyhow::Result<Duration>
 where
@@ -316,6 +351,23 @@ impl Drop for LocalStack {
                 String::from_utf8_lossy(&out.stderr)
             ),
             Err(e) => eprintln!("failed to run votectl down --purge: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_ports_stay_below_the_ephemeral_range_and_avoid_taken_ones() {
+        let (low, high) = ephemeral_range();
+        assert!(low <= high);
+        let mut taken = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let port = listen_port(&taken).unwrap();
+            assert!(port < low, "{port} is in the ephemeral range from {low}");
+            assert!(taken.insert(port), "{port} handed out twice");
         }
     }
 }

@@ -68,7 +68,7 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
     let redis_url = stack.url(Component::Redis)?;
     let victim = stack.pid(Component::Consumer)?;
     let launch = Launch::of(victim.pid)?;
-    let port = vote_testkit::free_port();
+    let port = crate::stack::listen_port(&std::collections::BTreeSet::new())?;
     let survivor = SecondConsumer::start(&launch, port, &stack.state().logs_dir())?;
     stack
         .wait_ready(&format!("http://127.0.0.1:{port}"), Duration::from_secs(60))
