@@ -67,7 +67,8 @@ pub fn read_har(text: &str, base: &str) -> anyhow::Result<Exchanges> {
             && url.split('?').next() == Some(vote_url.as_str());
         if status == 201 {
             let method = request["method"].as_str().unwrap_or_default();
-            *out.created.entry(format!("{method} {url}")).or_default() += 1;
+            let route = url.strip_prefix(base).unwrap_or(url);
+            *out.created.entry(format!("{method} {route}")).or_default() += 1;
         }
         if is_vote && status == 201 {
             let key = request["headers"].as_array().and_then(|headers| {
@@ -131,9 +132,10 @@ pub async fn run(ctx: &Ctx, stack: &LocalStack) -> anyhow::Result<Figures> {
     .context("schemathesis ran past its time budget")?
     .context("failed to run schemathesis (pip install schemathesis)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Its closing lines, less the report file names (temporary paths, noise in a report).
     let summary: Vec<&str> = stdout
         .lines()
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim().is_empty() && !l.contains("Reports:") && !l.contains("HAR:"))
         .rev()
         .take(6)
         .collect();
