@@ -135,6 +135,17 @@ impl LocalStack {
                 grace.as_secs()
             );
         }
+        // A killed multi-threaded process shows as a zombie as soon as its main thread is gone, while
+        // its other threads may still hold its sockets: starting it again at once then fails with
+        // "address in use". Wait for every thread.
+        let threads = wait_until(grace, || async { threads_gone(pid.pid) }).await;
+        if threads.is_err() {
+            bail!(
+                "{component} (pid {}) still has live threads {}s after {signal}",
+                pid.pid,
+                grace.as_secs()
+            );
+        }
         Ok(())
     }
 
@@ -254,6 +265,17 @@ impl LocalStack {
     }
 }
 
+/// True when no thread of `pid` is alive any more (every one exited, or the process is reaped).
+pub fn threads_gone(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        votectl::local::process::parse_stat(&stat).is_none_or(|s| matches!(s.state, 'Z' | 'X'))
+    })
+}
+
 /// The kernel's range of ephemeral ports (`ip_local_port_range`), from which outgoing connections
 /// take their local port.
 pub fn ephemeral_range() -> (u16, u16) {
@@ -358,6 +380,19 @@ impl Drop for LocalStack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_are_gone_only_once_the_process_is() {
+        assert!(!threads_gone(std::process::id()));
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(!threads_gone(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(threads_gone(child.id()));
+    }
 
     #[test]
     fn listen_ports_stay_below_the_ephemeral_range_and_avoid_taken_ones() {
