@@ -41,6 +41,17 @@ pub fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// Whether any thread of `pid` is neither a zombie nor dead.
+fn threads_running(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|text| parse_stat(&text))
+        .any(|s| s.state != 'Z' && s.state != 'X')
+}
+
 impl Pid {
     /// Identifies a process that is running now (e.g. a child just spawned).
     pub fn of(pid: u32) -> Option<Self> {
@@ -58,7 +69,16 @@ impl Pid {
 
     /// Still the same process, and not a zombie waiting to be reaped.
     pub fn is_alive(&self) -> bool {
-        stat(self.pid).is_some_and(|s| s.start_ticks == self.start_ticks && s.state != 'Z')
+        let Some(main) = stat(self.pid) else {
+            return false;
+        };
+        if main.start_ticks != self.start_ticks {
+            return false;
+        }
+        // After a kill the main thread can already be a zombie while other threads are still
+        // exiting and still hold the process's listening sockets: a restart on the same port would
+        // then fail with "address in use". Gone means every thread is gone.
+        main.state != 'Z' || threads_running(self.pid)
     }
 
     /// Sends `signal` if this is still the same live process; false when it is gone.
