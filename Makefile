@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up test bench images docker-images e2e docs-check security-doc fmt lint
+.PHONY: setup build up test reliability reliability-ci bench images docker-images e2e docs-check security-doc fmt lint
 
 ## Install missing system packages (as root), toolchain targets and test tools.
 setup:
@@ -36,6 +36,16 @@ images:
 ## The same images with Docker, base images pinned by digest (needs a Docker engine).
 docker-images:
 	bash docker/build-images.sh
+
+## Faults, fuzzing and SSE load against the local runtime, audited for loss and double counts.
+reliability: setup
+	$(CARGO) build --release -p votectl -p vote-api -p vote-consumer -p vote-frontend -p vote-reliability
+	./target/release/vote-reliability --size full --out docs/reliability.md
+
+## The same scenarios at CI size (a few minutes on 2 cores).
+reliability-ci:
+	$(CARGO) build -p votectl -p vote-api -p vote-consumer -p vote-frontend -p vote-reliability
+	./target/debug/vote-reliability --size ci
 
 ## Cluster tests (marked ignored) against the cluster of the current KUBECONFIG.
 e2e:
