@@ -15,7 +15,7 @@ use nix::unistd::{Gid, Uid, User, chown};
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
 
-use crate::process::{Process, wait_until_ready};
+use crate::process::{Process, stop_slot, wait_until_ready};
 
 /// The directory holding `initdb` and `postgres`: Debian's newest `/usr/lib/postgresql/*/bin`, else
 /// wherever `PATH` finds `initdb`.
@@ -223,11 +223,7 @@ impl Postgres {
 
     /// Stops the server (fast shutdown: clients are disconnected); the data stays.
     pub async fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            tokio::task::spawn_blocking(move || p.stop(Signal::SIGINT, Duration::from_secs(20)))
-                .await
-                .expect("stopping postgres");
-        }
+        stop_slot(&mut self.process, Signal::SIGINT, Duration::from_secs(20)).await;
     }
 
     /// Immediate shutdown (SIGQUIT): like a crash, recovered from the WAL at the next start.

@@ -71,6 +71,16 @@ impl Process {
     }
 }
 
+/// Stops the process held in `slot`, if any: `signal`, then up to `grace` for it to exit. Runs off
+/// the async runtime, since it waits.
+pub(crate) async fn stop_slot(slot: &mut Option<Process>, signal: Signal, grace: Duration) {
+    if let Some(mut p) = slot.take() {
+        tokio::task::spawn_blocking(move || p.stop(signal, grace))
+            .await
+            .expect("stopping a test server");
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         self.stop(Signal::SIGKILL, Duration::from_secs(5));

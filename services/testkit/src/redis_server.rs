@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::process::{Process, wait_until_ready};
+use crate::process::{Process, stop_slot, wait_until_ready};
 
 /// How the server persists; the default keeps nothing on disk, which is fastest.
 #[derive(Debug, Clone, Default)]
@@ -77,11 +77,7 @@ impl Redis {
 
     /// Stops the server the polite way (SIGTERM: it writes its AOF and exits); the data stays.
     pub async fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            tokio::task::spawn_blocking(move || p.stop(Signal::SIGTERM, Duration::from_secs(10)))
-                .await
-                .expect("stopping redis");
-        }
+        stop_slot(&mut self.process, Signal::SIGTERM, Duration::from_secs(10)).await;
     }
 
     /// Kills the server (SIGKILL): whatever was not yet fsynced is lost, as in a crash.
